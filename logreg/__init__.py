@@ -1,0 +1,9 @@
+"""logreg: logistic regression in NumPy, torch autograd and torch.nn, tracked with MLflow."""
+
+from logreg.config import TrainConfig
+from logreg.data import Split, load_split, make_split
+from logreg.errors import LogregError
+from logreg.train import Result, train
+
+__all__ = ["LogregError", "Result", "Split", "TrainConfig", "load_split", "make_split", "train"]
+__version__ = "0.1.0"

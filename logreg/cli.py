@@ -1,0 +1,138 @@
+"""Command line: argument parsing and error reporting only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+from logreg.config import DEVICE_NAMES, DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES
+from logreg.errors import LogregError
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line and exit status 2."""
+
+    def error(self, message: str):
+        raise LogregError(f"{message} (see '{self.prog} --help').")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", default="blobs",
+                     help="registry name (see `logreg datasets`), e.g. iris or synthetic:n=100000,d=100")
+    src.add_argument("--data", metavar="FILE", help="your own CSV or Parquet file")
+    p.add_argument("--target", metavar="COL", help="label column of --data")
+    p.add_argument("--impl", default="numpy", help=f"one of {', '.join(IMPL_NAMES)}")
+    p.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZER_NAMES)}")
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
+    p.add_argument("--momentum", type=float, help="momentum of --optimizer momentum (default 0.9)")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="coupled L2 on the weights")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, help="mini-batch size (default: full batch)")
+    p.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICE_NAMES)}")
+    p.add_argument("--dtype", default="float32", help=f"one of {', '.join(DTYPE_NAMES)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-size", type=float, default=0.25)
+    p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs")
+    p.add_argument("--target-accuracy", type=float,
+                   help="record time_to_target_seconds: training time until test accuracy >= this")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _config_from_args(args):
+    from logreg.config import TrainConfig
+
+    return TrainConfig(
+        dataset=args.dataset, data=args.data, target=args.target, impl=args.impl,
+        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+        weight_decay=args.weight_decay, epochs=args.epochs, batch_size=args.batch_size,
+        device=args.device, dtype=args.dtype, seed=args.seed, test_size=args.test_size,
+        eval_every=args.eval_every, target_accuracy=args.target_accuracy,
+    )
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def cmd_train(args) -> int:
+    from logreg.train import train
+
+    config = _config_from_args(args)
+    result = train(config)
+    if args.json:
+        print(json.dumps(_json_safe(result.to_dict())))
+    else:
+        m, t = result.metrics, result.timings
+        print(f"{result.split.name}: {config.impl} + {config.optimizer} (lr={config.lr}) on "
+              f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows")
+        for part in ("train", "val", "test"):
+            auc = f"  roc_auc {m[part + '_roc_auc']:.4f}" if part + "_roc_auc" in m else ""
+            print(f"  {part:5s} loss {m[part + '_loss']:.4f}  accuracy {m[part + '_accuracy']:.4f}{auc}")
+        print(f"  fit {t['fit_seconds']:.4f} s, median epoch {t['epoch_seconds_median'] * 1e6:.1f} us, "
+              f"{t['samples_per_second']:.3g} samples/s")
+        if "time_to_target_seconds" in t:
+            print(f"  time to test accuracy {config.target_accuracy}: {t['time_to_target_seconds']:.4f} s")
+        if "p_pass_at_4_hours" in m:
+            print(f"  P(pass | 4 hours) = {m['p_pass_at_4_hours']:.4f}")
+    if result.diverged:
+        print(f"logreg: {result.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from logreg.data import describe_datasets
+
+    rows = describe_datasets()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'name':15s} {'shape':28s} {'classes':>7s}  source")
+    for r in rows:
+        print(f"{r['name']:15s} {r['shape']:28s} {r['n_classes']:>7d}  {r['source']}")
+    print("Your own data: logreg train --data FILE.csv|FILE.parquet --target COLUMN")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="logreg", description="Logistic regression benchmark suite.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("train", help="train one model and print its metrics")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("datasets", help="list the built-in datasets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Other modules' subcommands (sweep, worker, throughput, compare) register here.
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except LogregError as exc:
+        print(f"logreg: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("logreg: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,21 @@
+"""The project's own error type for bad user input."""
+
+
+class LogregError(ValueError):
+    """Raised for invalid user input: a bad parameter, file, column or device.
+
+    The CLI turns it into one line on stderr and exit status 2. Anything else
+    that escapes is a bug and keeps its traceback.
+    """
+
+
+class DivergedError(ArithmeticError):
+    """Raised inside training when the loss becomes NaN or infinite."""
+
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(
+            f"Training diverged at epoch {epoch}: the train loss became {loss}. "
+            "Lower the learning rate (--lr)."
+        )
+        self.epoch = epoch
+        self.loss = loss

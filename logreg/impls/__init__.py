@@ -1,0 +1,56 @@
+"""The three implementations behind one small interface.
+
+Each module defines a `Model` class:
+
+    model = Model(config, W0, b0, device)      # W0: (d, k), b0: (k,); k = 1 binary, K multinomial
+    data = model.put(X, y)                     # converted / moved to the device once
+    model.train_epoch(data, order)             # order: row order (mini-batch) or None (full batch)
+    model.synchronize()                        # wait for queued device work (timings)
+    loss, accuracy = model.evaluate(data)      # the only host synchronisation points
+    proba = model.predict_proba(data)          # (n, K) NumPy probabilities
+    W, b = model.get_params()                  # NumPy copies
+
+Choosing one is a dict lookup in IMPLS; torch is imported only by the torch ones.
+"""
+
+from __future__ import annotations
+
+
+def _numpy():
+    from logreg.impls.numpy_impl import Model
+
+    return Model
+
+
+def _autograd():
+    from logreg.impls.autograd_impl import Model
+
+    return Model
+
+
+def _module():
+    from logreg.impls.module_impl import Model
+
+    return Model
+
+
+IMPLS = {"numpy": _numpy, "autograd": _autograd, "module": _module}
+
+# Rows per block when a full-batch epoch runs block by block on the CPU: the
+# forward product and the gradient product of one block are done while the
+# block is still in cache, so X is read from memory once per epoch, not twice.
+CPU_BLOCK_BYTES = 256 * 1024
+
+
+def block_rows(n_features: int, itemsize: int) -> int:
+    """Rows of X in one cache-sized block on the CPU."""
+    return max(64, CPU_BLOCK_BYTES // max(1, n_features * itemsize))
+
+
+def batches(n: int, order, batch_size: int | None, block: int | None):
+    """Row slices an epoch visits: mini-batches of `order`, or blocks of a full batch."""
+    if order is not None:
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if block is None or block >= n:
+        return [slice(None)]
+    return [slice(i, i + block) for i in range(0, n, block)]

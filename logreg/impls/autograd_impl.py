@@ -1,0 +1,61 @@
+"""PyTorch raw tensors: autograd computes the gradients, the updates are written by hand."""
+
+from __future__ import annotations
+
+import torch
+
+from logreg.impls import batches, torch_common as tc
+from logreg.optim import make_optimizer
+
+
+class Model:
+    def __init__(self, config, W0, b0, device="cpu"):
+        self.device = torch.device(device)
+        self.dtype = tc.DTYPES[config.dtype]
+        # Leaf tensors that autograd tracks.
+        self.W = torch.tensor(W0, dtype=self.dtype, device=self.device, requires_grad=True)
+        self.b = torch.tensor(b0, dtype=self.dtype, device=self.device, requires_grad=True)
+        self.binary = W0.shape[1] == 1
+        self.batch_size = config.batch_size
+        self.opt = make_optimizer(config, [self.W, self.b], [config.weight_decay, 0.0])
+
+    def put(self, X, y):
+        return tc.put(X, y, self.binary, self.dtype, self.device)
+
+    def _logits(self, X):
+        return torch.addmm(self.b, X, self.W)
+
+    def _step(self):
+        with torch.no_grad():  # the update itself must not be recorded by autograd
+            self.opt.step([self.W.grad, self.b.grad])
+        self.W.grad = None  # clear explicitly: backward() accumulates
+        self.b.grad = None
+
+    def train_epoch(self, data, order=None) -> None:
+        X, target, _ = data
+        n = len(X)
+        if order is None:
+            # Full batch: sum the loss block by block and backpropagate each block
+            # while it is in cache (gradients accumulate), then step once.
+            for rows in batches(n, None, None, tc.cpu_block(self.device, X)):
+                loss = tc.loss_fn(self._logits(X[rows]), target[rows], self.binary, "sum") / n
+                loss.backward()
+            self._step()
+            return
+        order_t = torch.from_numpy(order).to(self.device)
+        for idx in batches(n, order_t, self.batch_size, None):
+            loss = tc.loss_fn(self._logits(X[idx]), target[idx], self.binary)
+            loss.backward()
+            self._step()
+
+    def synchronize(self) -> None:
+        tc.synchronize(self.device)
+
+    def evaluate(self, data):
+        return tc.evaluate(self._logits, data, self.binary)
+
+    def predict_proba(self, data):
+        return tc.predict_proba(self._logits, data, self.binary)
+
+    def get_params(self):
+        return self.W.detach().cpu().numpy().copy(), self.b.detach().cpu().numpy().copy()

@@ -1,0 +1,75 @@
+"""A torch.nn.Module (one nn.Linear producing logits) trained with torch.optim."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from logreg.impls import batches, torch_common as tc
+
+
+class LogisticRegression(nn.Module):
+    """Logits of logistic regression; the loss applies sigmoid / softmax stably."""
+
+    def __init__(self, n_features: int, n_outputs: int):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+class Model:
+    def __init__(self, config, W0, b0, device="cpu"):
+        self.device = torch.device(device)
+        self.dtype = tc.DTYPES[config.dtype]
+        d, k = W0.shape
+        self.net = LogisticRegression(d, k).to(device=self.device, dtype=self.dtype)
+        with torch.no_grad():  # the same initial weights as the other implementations
+            self.net.linear.weight.copy_(torch.as_tensor(W0.T))
+            self.net.linear.bias.copy_(torch.as_tensor(b0))
+        self.binary = k == 1
+        self.batch_size = config.batch_size
+        # Weight decay on the weights only, as the hand-written optimizers do.
+        groups = [
+            {"params": [self.net.linear.weight], "weight_decay": config.weight_decay},
+            {"params": [self.net.linear.bias], "weight_decay": 0.0},
+        ]
+        if config.optimizer == "adam":
+            self.opt = torch.optim.Adam(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+        else:
+            self.opt = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                                       nesterov=config.nesterov)
+
+    def put(self, X, y):
+        return tc.put(X, y, self.binary, self.dtype, self.device)
+
+    def train_epoch(self, data, order=None) -> None:
+        X, target, _ = data
+        n = len(X)
+        if order is None:
+            self.opt.zero_grad(set_to_none=True)
+            for rows in batches(n, None, None, tc.cpu_block(self.device, X)):
+                loss = tc.loss_fn(self.net(X[rows]), target[rows], self.binary, "sum") / n
+                loss.backward()
+            self.opt.step()
+            return
+        order_t = torch.from_numpy(order).to(self.device)
+        for idx in batches(n, order_t, self.batch_size, None):
+            self.opt.zero_grad(set_to_none=True)
+            loss = tc.loss_fn(self.net(X[idx]), target[idx], self.binary)
+            loss.backward()
+            self.opt.step()
+
+    def synchronize(self) -> None:
+        tc.synchronize(self.device)
+
+    def evaluate(self, data):
+        return tc.evaluate(self.net, data, self.binary)
+
+    def predict_proba(self, data):
+        return tc.predict_proba(self.net, data, self.binary)
+
+    def get_params(self):
+        lin = self.net.linear
+        return lin.weight.detach().cpu().numpy().T.copy(), lin.bias.detach().cpu().numpy().copy()

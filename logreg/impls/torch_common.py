@@ -1,0 +1,63 @@
+"""What the two torch implementations share: device placement and evaluation."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from logreg.impls import block_rows
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def put(X, y, binary: bool, dtype, device):
+    """Convert once and move to the device: X (n, d); y as (n, 1) floats or (n,) class ids."""
+    with warnings.catch_warnings():
+        # Split arrays are read-only and shared; torch only reads them (zero copy on the CPU).
+        warnings.simplefilter("ignore", UserWarning)
+        Xt = torch.as_tensor(np.ascontiguousarray(X)).to(device=device, dtype=dtype)
+        yt = torch.as_tensor(np.asarray(y)).to(device)
+    target = yt.to(dtype).unsqueeze(1) if binary else yt.long()
+    return Xt, target, yt
+
+
+def loss_fn(Z, target, binary: bool, reduction: str = "mean"):
+    """Stable loss from logits: BCE-with-logits (binary) or cross-entropy (multinomial)."""
+    if binary:
+        return F.binary_cross_entropy_with_logits(Z, target, reduction=reduction)
+    return F.cross_entropy(Z, target, reduction=reduction)
+
+
+def cpu_block(device, X) -> int | None:
+    """Rows per cache-sized block for full-batch epochs on the CPU; None on CUDA."""
+    if torch.device(device).type != "cpu":
+        return None  # GPU memory has no cache to exploit this way: one pass at full bandwidth
+    return block_rows(X.shape[1], X.element_size())
+
+
+@torch.no_grad()
+def evaluate(logits_fn, data, binary: bool) -> tuple[float, float]:
+    X, target, y = data
+    Z = logits_fn(X)
+    loss = loss_fn(Z, target, binary)
+    pred = (Z[:, 0] > 0).long() if binary else Z.argmax(dim=1)
+    acc = (pred == y).to(Z.dtype).mean()
+    loss_v, acc_v = torch.stack([loss, acc]).tolist()  # one host synchronisation
+    return loss_v, acc_v
+
+
+@torch.no_grad()
+def predict_proba(logits_fn, data, binary: bool) -> np.ndarray:
+    Z = logits_fn(data[0]).double()
+    if binary:
+        p = torch.sigmoid(Z[:, 0])
+        return torch.stack([1 - p, p], dim=1).cpu().numpy()
+    return torch.softmax(Z, dim=1).cpu().numpy()
+
+
+def synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

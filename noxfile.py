@@ -1,0 +1,38 @@
+"""Sessions: `nox -s tests` (default), `nox -s lint`; `nox -l` lists them all."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The CPU build by default: an unpinned torch pulls several GB of CUDA packages.
+# On a CUDA machine: LOGREG_TORCH="torch" (or the build you want) nox -s ...
+TORCH = os.environ.get("LOGREG_TORCH", "torch==2.13.0")
+
+
+def install_project(session: nox.Session, *groups: str) -> None:
+    """Install torch first (the pinned build), then the package and dependency groups."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (accuracy thresholds, parity, tracking, ...); args go to pytest."""
+    install_project(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
