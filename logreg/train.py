@@ -15,6 +15,11 @@ from logreg.config import TrainConfig
 from logreg.data import Split, load_split
 from logreg.impls import IMPLS
 
+# A run has diverged when its train loss is NaN or infinite, or exceeds this
+# factor times the loss of its initial weights (a convex loss trained well
+# never grows that much; with a huge learning rate it grows without bound).
+DIVERGENCE_FACTOR = 100.0
+
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
@@ -109,6 +114,8 @@ def train(config: TrainConfig, split: Split | None = None,
     history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
     epoch_times: list[float] = []
     status, message, time_to_target = "completed", "", None
+    initial_loss = model.evaluate(train_data)[0]
+    loss_limit = DIVERGENCE_FACTOR * max(initial_loss, 1.0) if math.isfinite(initial_loss) else math.inf
     model.synchronize()
     for epoch in range(1, config.epochs + 1):
         order = batch_rng.permutation(n) if mini_batch else None
@@ -123,10 +130,10 @@ def train(config: TrainConfig, split: Split | None = None,
         val_loss, val_acc = model.evaluate(val_data)
         for key, value in zip(HISTORY_KEYS, (epoch, train_loss, train_acc, val_loss, val_acc)):
             history[key].append(value)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > loss_limit:
             status = "diverged"
-            message = (f"Training diverged at epoch {epoch}: the train loss became {train_loss}. "
-                       f"Lower the learning rate (lr={config.lr}).")
+            message = (f"Training diverged at epoch {epoch}: the train loss became {train_loss:.4g} "
+                       f"(initial {initial_loss:.4g}). Lower the learning rate (lr={config.lr}).")
             break
         if config.target_accuracy is not None and time_to_target is None:
             if model.evaluate(test_data)[1] >= config.target_accuracy:
