@@ -1,0 +1,262 @@
+"""Experiment files (experiments/*.toml): the schema, validated on load.
+
+    name = "default"                 # MLflow experiment and Optuna study prefix
+    datasets = ["iris", "digits"]    # registry names (`logreg datasets`)
+    impls = ["numpy", "autograd", "module"]
+    optimizers = ["sgd", "momentum", "adam"]
+    devices = ["cpu"]                # cpu, cuda, auto
+    n_trials = 10                    # finished trials per cell (dataset x impl x optimizer x device)
+    epochs = 60                      # per trial, unless [search.<optimizer>] tunes epochs
+    seed = 0                         # data split, initial weights, batch order, and the sampler
+    objective = "val_loss"           # val_loss (minimised) or val_accuracy (maximised)
+    eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
+    dtype = "float32"
+
+    [sampler]                        # name: tpe or random
+    name = "tpe"
+    [pruner]                         # name: median, hyperband or none
+    name = "median"
+    n_startup_trials = 3             # median only
+    n_warmup_steps = 10              # median only: epochs before pruning may start
+
+    [search.adam]                    # one table per optimizer; each key optional
+    lr = [1e-4, 0.5]                 # [low, high], sampled on a log scale
+    beta1 = [0.8, 0.95]              # adam only
+    beta2 = [0.99, 0.9999]           # adam only
+    momentum = [0.5, 0.99]           # momentum only
+    nesterov = [false, true]         # momentum only: choices
+    weight_decay = [1e-6, 1e-2]      # log scale; absent means 0
+    batch_size = ["full", 32, 128]   # choices; "full" is full batch
+    epochs = [20, 200]               # tune epochs too (integers)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from logreg.config import DEVICE_NAMES, DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES
+from logreg.data import check_dataset_name
+from logreg.errors import LogregError
+
+OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize"}
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "hyperband", "none")
+TOP_KEYS = ("name", "datasets", "impls", "optimizers", "devices", "n_trials", "epochs", "seed",
+            "objective", "eval_every", "dtype", "sampler", "pruner", "search")
+SEARCH_KEYS = {
+    "sgd": ("lr", "weight_decay", "batch_size", "epochs"),
+    "momentum": ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs"),
+    "adam": ("lr", "beta1", "beta2", "weight_decay", "batch_size", "epochs"),
+}
+DEFAULT_SEARCH: dict[str, dict[str, Any]] = {
+    "sgd": {"lr": [1e-3, 3.0]},
+    "momentum": {"lr": [1e-4, 1.0], "momentum": [0.5, 0.99]},
+    "adam": {"lr": [1e-4, 0.5]},
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment file (see the module docstring for the schema)."""
+
+    name: str
+    datasets: tuple[str, ...]
+    impls: tuple[str, ...] = IMPL_NAMES
+    optimizers: tuple[str, ...] = OPTIMIZER_NAMES
+    devices: tuple[str, ...] = ("cpu",)
+    n_trials: int = 10
+    epochs: int = 60
+    seed: int = 0
+    objective: str = "val_loss"
+    eval_every: int = 5
+    dtype: str = "float32"
+    sampler: dict = field(default_factory=lambda: {"name": "tpe"})
+    pruner: dict = field(default_factory=lambda: {"name": "median"})
+    search: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.objective]
+
+    def cells(self) -> list[tuple[str, str, str, str]]:
+        """(dataset, impl, optimizer, device) for every cell, in a stable order."""
+        return [(d, i, o, dev) for d in self.datasets for i in self.impls
+                for o in self.optimizers for dev in self.devices
+                if not (i == "numpy" and dev == "cuda")]
+
+    def study_name(self, cell) -> str:
+        return "/".join((self.name, *cell))
+
+    def search_space(self, optimizer: str) -> dict[str, Any]:
+        return self.search.get(optimizer, DEFAULT_SEARCH[optimizer])
+
+    def override(self, **changes: Any) -> Experiment:
+        """Command-line values override the file's; validated again."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return validate(_as_dict(replace(self, **changes)), self.path) if changes else self
+
+
+def _as_dict(exp: Experiment) -> dict[str, Any]:
+    return {k: getattr(exp, k) for k in TOP_KEYS}
+
+
+def _fail(path: str, msg: str) -> None:
+    where = f"{Path(path).name}: " if path else ""
+    raise LogregError(where + msg)
+
+
+def _names(path, key, value, allowed, check=None) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        _fail(path, f"'{key}' must be a non-empty list of names. Got {value!r}.")
+    for v in value:
+        if check is not None:
+            try:
+                check(v)
+            except LogregError as exc:
+                _fail(path, f"'{key}': {exc}")
+        elif v not in allowed:
+            _fail(path, f"'{key}' has unknown value {v!r}. Allowed values: {', '.join(allowed)}.")
+    return tuple(dict.fromkeys(value))
+
+
+def _int(path, key, value, low) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        _fail(path, f"'{key}' must be an integer >= {low}. Got {value!r}.")
+    return value
+
+
+def _range(path, key, value, *, low, high, log=False, integer=False) -> list:
+    ok = (isinstance(value, list) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if ok:
+        a, b = value
+        ok = low <= a <= b <= high and (not log or a > 0) and (not integer or all(isinstance(v, int)
+                                                                                      for v in value))
+    if not ok:
+        kind = "integers" if integer else "numbers"
+        _fail(path, f"'{key}' must be [low, high] {kind} with {low} {'<' if log else '<='} low <= "
+                    f"high <= {high}. Got {value!r}.")
+    return list(value)
+
+
+def _check_search(path: str, search: Any) -> dict:
+    if not isinstance(search, dict):
+        _fail(path, f"'search' must be a table of optimizer tables. Got {search!r}.")
+    out = {}
+    for opt, space in search.items():
+        if opt not in SEARCH_KEYS:
+            _fail(path, f"Unknown optimizer table [search.{opt}]. Allowed: {', '.join(SEARCH_KEYS)}.")
+        if not isinstance(space, dict):
+            _fail(path, f"[search.{opt}] must be a table. Got {space!r}.")
+        checked: dict[str, Any] = {}
+        for key, value in space.items():
+            k = f"search.{opt}.{key}"
+            if key not in SEARCH_KEYS[opt]:
+                _fail(path, f"Unknown key {k!r}. Allowed keys for {opt}: {', '.join(SEARCH_KEYS[opt])}.")
+            if key == "lr":
+                checked[key] = _range(path, k, value, low=0, high=1e3, log=True)
+            elif key == "weight_decay":
+                checked[key] = _range(path, k, value, low=0, high=10, log=True)
+            elif key in ("momentum", "beta1", "beta2"):
+                checked[key] = _range(path, k, value, low=0, high=0.99999)
+            elif key == "epochs":
+                checked[key] = _range(path, k, value, low=1, high=100_000, integer=True)
+            elif key == "nesterov":
+                if not (isinstance(value, list) and value and all(isinstance(v, bool) for v in value)):
+                    _fail(path, f"{k!r} must be a list of true/false choices. Got {value!r}.")
+                checked[key] = list(value)
+            elif key == "batch_size":
+                if not (isinstance(value, list) and value and all(
+                        v == "full" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+                        for v in value)):
+                    _fail(path, f"{k!r} must be a list of choices: \"full\" or integers >= 1. "
+                                f"Got {value!r}.")
+                checked[key] = list(value)
+        if "lr" not in checked:
+            checked["lr"] = DEFAULT_SEARCH[opt]["lr"]
+        out[opt] = checked
+    return out
+
+
+def _check_table(path, key, value, allowed_names, allowed_keys) -> dict:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        _fail(path, f"'{key}' must be a table with a 'name'. Got {value!r}.")
+    name = value.get("name")
+    if name not in allowed_names:
+        _fail(path, f"'{key}.name' must be one of {', '.join(allowed_names)}. Got {name!r}.")
+    for k, v in value.items():
+        if k == "name":
+            continue
+        if k not in allowed_keys.get(name, ()):
+            _fail(path, f"Unknown key '{key}.{k}' for {name}. Allowed: "
+                        f"{', '.join(allowed_keys.get(name, ())) or 'none'}.")
+        _int(path, f"{key}.{k}", v, 0)
+    return dict(value)
+
+
+def validate(raw: dict[str, Any], path: str = "") -> Experiment:
+    """Check an experiment dict key by key; raise LogregError naming the key and allowed values."""
+    if not isinstance(raw, dict):
+        _fail(path, "The experiment must be a TOML table.")
+    for key in raw:
+        if key not in TOP_KEYS:
+            _fail(path, f"Unknown key {key!r}. Allowed keys: {', '.join(TOP_KEYS)}.")
+    if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"].strip() \
+            or "/" in raw["name"]:
+        _fail(path, f"'name' must be a non-empty string without '/'. Got {raw.get('name')!r}.")
+    if "datasets" not in raw:
+        _fail(path, "'datasets' is required: a list of dataset names (see `logreg datasets`).")
+    kw: dict[str, Any] = {"name": raw["name"].strip(), "path": path}
+    kw["datasets"] = _names(path, "datasets", raw["datasets"], None, check=check_dataset_name)
+    for key, allowed in (("impls", IMPL_NAMES), ("optimizers", OPTIMIZER_NAMES), ("devices", DEVICE_NAMES)):
+        if key in raw:
+            kw[key] = _names(path, key, raw[key], allowed)
+    for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1)):
+        if key in raw:
+            kw[key] = _int(path, key, raw[key], low)
+    if "objective" in raw and raw["objective"] not in OBJECTIVES:
+        _fail(path, f"'objective' must be one of {', '.join(OBJECTIVES)}. Got {raw['objective']!r}.")
+    if "objective" in raw:
+        kw["objective"] = raw["objective"]
+    if "dtype" in raw and raw["dtype"] not in DTYPE_NAMES:
+        _fail(path, f"'dtype' must be one of {', '.join(DTYPE_NAMES)}. Got {raw['dtype']!r}.")
+    if "dtype" in raw:
+        kw["dtype"] = raw["dtype"]
+    if "sampler" in raw:
+        kw["sampler"] = _check_table(path, "sampler", raw["sampler"], SAMPLERS,
+                                     {"tpe": ("n_startup_trials",), "random": ()})
+    if "pruner" in raw:
+        kw["pruner"] = _check_table(path, "pruner", raw["pruner"], PRUNERS,
+                                    {"median": ("n_startup_trials", "n_warmup_steps"),
+                                     "hyperband": ("min_resource", "reduction_factor"), "none": ()})
+    if "search" in raw:
+        kw["search"] = _check_search(path, raw["search"])
+    exp = Experiment(**kw)
+    if not exp.cells():
+        _fail(path, "No cell to run: the numpy implementation runs on the CPU only. Add device 'cpu'.")
+    return exp
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment TOML file."""
+    p = Path(path)
+    if not p.exists():
+        raise LogregError(f"Experiment file '{p}' not found. Pass a path such as experiments/default.toml.")
+    if p.is_dir():
+        raise LogregError(f"'{p}' is a directory. Pass an experiment .toml file.")
+    text = p.read_bytes()
+    if not text.strip():
+        raise LogregError(f"Experiment file '{p}' is empty. See experiments/default.toml for the schema.")
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise LogregError(f"Experiment file '{p}' is not valid TOML: {exc}. Fix the syntax.") from None
+    return validate(raw, str(p))

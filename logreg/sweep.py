@@ -1,0 +1,389 @@
+"""A sweep: one Optuna study per cell, every trial tracked in MLflow; progress and summary."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logreg import study as st
+from logreg.config import TrainConfig
+from logreg.data import load_split
+from logreg.errors import LogregError
+from logreg.experiment import Experiment
+
+TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "DIVERGED": "FAILED", "FAIL": "FAILED",
+                "INTERRUPTED": "KILLED"}
+
+
+@dataclass
+class SweepOptions:
+    """How to run a sweep (the experiment says what to run)."""
+
+    storage: str | None = None
+    """Optuna storage URL, or a journal file path (default optuna-journal.log)."""
+    tracking_uri: str | None = None
+    """MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."""
+    track: bool = True
+    progress: bool = True
+    plots: bool = True
+    results_dir: Path | None = Path("results")
+    workers: int = 1
+    finalize: bool = True
+    """End each study's parent run with its best trial and plots (off in spawned workers)."""
+    worker_args: list[str] = field(default_factory=list)
+    """Command-line overrides handed on to spawned workers."""
+
+
+def run_name(cell, number: int) -> str:
+    dataset, impl, optimizer, device = cell
+    dev = "" if device == "cpu" else f"__{device}"
+    return f"{dataset}__{impl}__{optimizer}{dev}__trial-{number}"
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM ends a sweep as Ctrl-C does: trials marked, runs ended, then exit."""
+
+    def __enter__(self):
+        self._old = None
+        with contextlib.suppress(ValueError):  # not the main thread
+            self._old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+class _CellTracking:
+    """MLflow side of one study: its parent run and one child run per trial."""
+
+    def __init__(self, tracker, experiment_id: str, exp: Experiment, cell):
+        self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, cell
+        self.study_name = exp.study_name(cell)
+        self.parent = None
+
+    def open_parent(self):
+        from logreg.tracking import environment_tags, find_runs
+
+        if self.tracker is None:
+            return
+        found = find_runs(self.tracker, self.experiment_id,
+                          {"logreg.study": self.study_name, "logreg.run_kind": "study"})
+        if found:
+            self.parent = self.tracker.resume_run(found[0].info.run_id)
+            return
+        dataset, impl, optimizer, device = self.cell
+        tags = {**environment_tags(device), "logreg.study": self.study_name, "logreg.run_kind": "study",
+                "logreg.experiment": self.exp.name}
+        self.parent = self.tracker.start_run(self.experiment_id, self.study_name, tags)
+        self.tracker.log(self.parent, params={
+            "dataset": dataset, "impl": impl, "optimizer": optimizer, "device": device,
+            "n_trials": self.exp.n_trials, "objective": self.exp.objective, "epochs": self.exp.epochs,
+            "seed": self.exp.seed, "sampler": self.exp.sampler["name"], "pruner": self.exp.pruner["name"]})
+
+    # -- trial hooks (called by study.run_cell)
+    def start(self, trial, config: TrainConfig):
+        from logreg.tracking import dataset_tags, environment_tags
+
+        if self.tracker is None:
+            return None
+        split = load_split(config)
+        tags = {**environment_tags(config.resolved_device), **dataset_tags(split),
+                "logreg.study": self.study_name, "logreg.run_kind": "trial",
+                "logreg.trial_number": str(trial.number), "logreg.trial_state": "RUNNING",
+                "logreg.experiment": self.exp.name}
+        return self.tracker.start_run(self.experiment_id, run_name(self.cell, trial.number), tags,
+                                      parent=self.parent)
+
+    def finish(self, handle, trial, state: str, result, history, error) -> None:
+        if handle is None:
+            return
+        params = dict(trial.user_attrs["config"])
+        tags: dict[str, Any] = {"logreg.trial_state": state}
+        if error:
+            tags["logreg.error"] = str(error)[:1000]
+        metrics: dict[str, float] = {}
+        if result is not None:
+            hist = result.history
+            metrics = {**result.metrics, **{k: v for k, v in result.timings.items()}}
+        else:
+            hist = {"epoch": [e for e, _ in history]}
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+                hist[key] = [m[key] for _, m in history]
+        steps = hist["epoch"]
+        series = {k: v for k, v in hist.items() if k != "epoch"}
+        self.tracker.log(handle, params=params, metrics=metrics, tags=tags, history=series, steps=steps)
+        self.tracker.end_run(handle, TRIAL_STATUS[state])
+
+    # -- the study's parent run
+    def finalize(self, study, plots: bool, workdir: Path) -> None:
+        from logreg import plots as pl
+        from logreg.tracking import end_stale_runs, find_runs
+
+        if self.tracker is None or self.parent is None:
+            return
+        # Child runs left RUNNING by a killed worker: their trials are no longer running.
+        running = {t.number for t in study.get_trials(deepcopy=False)
+                   if t.state.name in ("RUNNING", "WAITING")}
+        stale = [r for r in find_runs(self.tracker, self.experiment_id,
+                                      {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
+                                      status="RUNNING")
+                 if int(r.data.tags.get("logreg.trial_number", -1)) not in running]
+        end_stale_runs(self.tracker, stale, "KILLED", "worker died or was interrupted mid-trial")
+        rows = st.study_frame(study)
+        counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
+        metrics = {f"n_{k.lower()}": float(v) for k, v in counts.items()}
+        tags: dict[str, Any] = {}
+        best = st.best_trial(study)
+        if best is not None:
+            metrics["best_value"] = best.value
+            for k, v in best.user_attrs.get("result", {}).items():
+                metrics[f"best_{k}"] = v
+            tags["best_trial_number"] = str(best.number)
+            tags["best_run_name"] = run_name(self.cell, best.number)
+            for k, v in best.params.items():
+                tags[f"best.{k}"] = str(v)
+        self.tracker.log(self.parent, metrics=metrics, tags=tags)
+        if plots:
+            out = workdir / self.study_name.replace("/", "__")
+            out.mkdir(parents=True, exist_ok=True)
+            title = self.study_name
+            files = [pl.optimization_history(rows, self.exp.direction, f"{title}: {self.exp.objective}",
+                                             out / "optimization_history.png"),
+                     pl.param_importances(st.param_importances(study), title, out / "param_importances.png")]
+            if best is not None:
+                from logreg.train import train
+
+                # Deterministic: retraining the best config reproduces its run exactly.
+                result = train(TrainConfig(**best.user_attrs["config"]))
+                files.append(pl.learning_curves(result.history, f"{title}, trial {best.number}",
+                                                out / "best_learning_curves.png"))
+                if result.split.n_features == 2 and result.split.n_classes == 2:
+                    files.append(pl.decision_boundary(result, f"{title}, trial {best.number}",
+                                                      out / "best_decision_boundary.png"))
+            for f in files:
+                self.tracker.log_artifact(self.parent, f, "plots")
+        self.tracker.end_run(self.parent, "FINISHED")
+
+
+class _Progress:
+    """tqdm bar: trials done, cells done, best value of the current cell."""
+
+    def __init__(self, enabled: bool, total: int, n_cells: int):
+        self.bar = None
+        self.cells_done, self.n_cells = 0, n_cells
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="trial", dynamic_ncols=True, file=sys.stderr)
+
+    def cell(self, name: str, best) -> None:
+        if self.bar is not None:
+            best_s = "-" if best is None else f"{best:.4g}"
+            self.bar.set_postfix_str(f"cells {self.cells_done}/{self.n_cells} | {name} | best {best_s}")
+
+    def trial(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _open_tracker(exp: Experiment, opts: SweepOptions):
+    if not opts.track:
+        return None, None
+    from logreg.tracking import Tracker
+
+    tracker = Tracker(opts.tracking_uri)
+    return tracker, tracker.experiment_id(exp.name)
+
+
+def run_cells(exp: Experiment, opts: SweepOptions, storage, tracker, experiment_id,
+              progress: _Progress | None = None, workdir: Path | None = None) -> None:
+    """Run every cell's study to n_trials finished trials (this process only)."""
+    for cell in exp.cells():
+        study = st.open_study(exp, cell, storage)
+        name = exp.study_name(cell)
+        ct = _CellTracking(tracker, experiment_id, exp, cell)
+        if st.count_finished(study) >= exp.n_trials:
+            if progress:
+                progress.cells_done += 1
+            continue
+        ct.open_parent()
+        best = [None]
+        sign = 1 if exp.direction == "minimize" else -1
+
+        def done(outcome, _best=best, _name=name):
+            if outcome.state == "COMPLETE" and outcome.value is not None and (
+                    _best[0] is None or sign * outcome.value < sign * _best[0]):
+                _best[0] = outcome.value
+            if progress:
+                progress.trial()
+                progress.cell(_name, _best[0])
+
+        hooks = {"start": ct.start, "finish": ct.finish, "done": done}
+        if progress:
+            progress.cell(name, None)
+        st.run_cell(exp, cell, study, hooks)
+        if progress:
+            progress.cells_done += 1
+        if opts.finalize:
+            ct.finalize(study, opts.plots, workdir or Path(tempfile.mkdtemp()))
+
+
+def _spawn_workers(exp: Experiment, opts: SweepOptions, storage_url: str, tracking_uri: str | None,
+                   progress: _Progress, storage) -> None:
+    """N worker processes share every study; this process shows progress until they finish."""
+    cmd = [sys.executable, "-m", "logreg", "worker", exp.path, "--storage", storage_url, "--no-finalize",
+           *opts.worker_args]
+    if tracking_uri:
+        cmd += ["--tracking-uri", tracking_uri]
+    if not opts.track:
+        cmd.append("--no-track")
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(opts.workers)]
+    studies = [st.open_study(exp, c, storage) for c in exp.cells()]
+    seen = sum(min(st.count_finished(s), exp.n_trials) for s in studies)
+    try:
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.5)
+            now = sum(min(st.count_finished(s), exp.n_trials) for s in studies)
+            progress.cells_done = sum(st.count_finished(s) >= exp.n_trials for s in studies)
+            progress.trial(now - seen)
+            progress.cell(f"{opts.workers} workers", None)
+            seen = now
+    except KeyboardInterrupt:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait(timeout=60)
+        raise
+    bad = [p.returncode for p in procs if p.returncode != 0]
+    if bad:
+        raise LogregError(f"{len(bad)} of {len(procs)} workers failed (exit status {bad}). "
+                          "Their completed trials are kept; see their errors above and re-run to resume.")
+
+
+def run_sweep(exp: Experiment, opts: SweepOptions):
+    """Run (or resume) the sweep; return the summary DataFrame (also written under results/)."""
+    from logreg.tracking import resolve_tracking_uri
+
+    storage_url = opts.storage or st.DEFAULT_STORAGE
+    storage = st.open_storage(storage_url)  # creates the schema once, before any worker
+    tracker, experiment_id = _open_tracker(exp, opts)
+    workdir = Path(tempfile.mkdtemp(prefix="logreg-plots-"))
+    cells = exp.cells()
+    total = sum(max(0, exp.n_trials - st.count_finished(st.open_study(exp, c, storage))) for c in cells)
+    progress = _Progress(opts.progress, total, len(cells))
+    interrupted = False
+    try:
+        with _SigtermAsInterrupt():
+            if opts.workers > 1:
+                if "://" not in storage_url:
+                    storage_url = str(Path(storage_url).resolve())
+                uri = resolve_tracking_uri(opts.tracking_uri) if opts.track else None
+                _spawn_workers(exp, opts, storage_url, uri, progress, storage)
+                if opts.finalize and tracker is not None:
+                    for cell in cells:
+                        ct = _CellTracking(tracker, experiment_id, exp, cell)
+                        ct.open_parent()
+                        ct.finalize(st.open_study(exp, cell, storage), opts.plots, workdir)
+            else:
+                run_cells(exp, opts, storage, tracker, experiment_id, progress, workdir)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        progress.close()
+        if tracker is not None:
+            try:
+                tracker.close("KILLED" if interrupted else "FINISHED")
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+    summary = summarize(exp, storage)
+    if opts.results_dir is not None:
+        write_summary(summary, Path(opts.results_dir) / exp.name)
+    return summary
+
+
+# ------------------------------------------------------------------- summary
+
+
+def sklearn_reference(dataset: str, exp: Experiment) -> float:
+    """scikit-learn LogisticRegression (lbfgs, default C=1) test accuracy on the same split."""
+    from sklearn.linear_model import LogisticRegression
+
+    split = load_split(TrainConfig(dataset=dataset, seed=exp.seed, dtype=exp.dtype))
+    model = LogisticRegression(max_iter=5000).fit(split.X_train, split.y_train)
+    return float(model.score(split.X_test, split.y_test))
+
+
+def _hyperparams(params: dict[str, Any]) -> str:
+    out = []
+    for k, v in params.items():
+        out.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(out)
+
+
+def summarize(exp: Experiment, storage):
+    """Per cell: best trial's test accuracy, hyperparameters, fit time; sklearn beside it."""
+    import pandas as pd
+
+    refs: dict[str, float] = {}
+    rows = []
+    for cell in exp.cells():
+        dataset, impl, optimizer, device = cell
+        study = st.open_study(exp, cell, storage)
+        best = st.best_trial(study)
+        if dataset not in refs:
+            refs[dataset] = sklearn_reference(dataset, exp)
+        res = best.user_attrs.get("result", {}) if best else {}
+        rows.append({
+            "dataset": dataset, "impl": impl, "optimizer": optimizer, "device": device,
+            "trials": st.count_finished(study),
+            f"best_{exp.objective}": best.value if best else float("nan"),
+            "test_accuracy": res.get("test_accuracy", float("nan")),
+            "sklearn_test_accuracy": refs[dataset],
+            "fit_seconds": res.get("fit_seconds", float("nan")),
+            "best_trial": best.number if best else -1,
+            "hyperparameters": _hyperparams(best.params) if best else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def write_summary(df, out_dir: Path) -> tuple[Path, Path]:
+    """summary.csv and summary.md, written whole to a temporary file then renamed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv, md = out_dir / "summary.csv", out_dir / "summary.md"
+    for path, text in ((csv, df.to_csv(index=False)), (md, to_markdown(df))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return csv, md
+
+
+def to_markdown(df) -> str:
+    """A GitHub table without the optional tabulate dependency."""
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+        return str(v)
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
