@@ -1,0 +1,344 @@
+"""Sweeps end to end on real stores: a temporary SQLite MLflow store and Optuna journal/SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from logreg.errors import LogregError
+from logreg.experiment import load_experiment, validate
+from logreg.sweep import SweepOptions, run_name, run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "experiments" / "smoke.toml"
+
+TRIAL_PARAMS = ["dataset", "impl", "optimizer", "lr", "momentum", "betas", "eps", "weight_decay",
+                "epochs", "batch_size", "device", "dtype", "seed", "test_size", "eval_every"]
+TRIAL_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+                 "test_accuracy", "test_roc_auc", "fit_seconds", "epoch_seconds_median",
+                 "samples_per_second"]
+TRIAL_TAGS = ["logreg.trial_number", "logreg.trial_state", "logreg.device_kind", "logreg.device_name",
+              "logreg.host", "logreg.torch_version", "logreg.numpy_version", "logreg.mlflow_version",
+              "logreg.optuna_version", "logreg.git_commit", "logreg.dataset", "logreg.dataset_shape",
+              "logreg.dataset_digest", "logreg.study", "mlflow.parentRunId"]
+
+
+def _runs(uri: str, name: str) -> pd.DataFrame:
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[name], max_results=10_000)
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{d}/mlflow.db"
+    storage = str(d / "optuna-journal.log")
+    exp = load_experiment(SMOKE).override(n_trials=3)
+    opts = SweepOptions(storage=storage, tracking_uri=uri, progress=False, results_dir=d / "results")
+    summary = run_sweep(exp, opts)
+    return {"dir": d, "uri": uri, "storage": storage, "exp": exp, "summary": summary}
+
+
+def test_run_counts_and_parent_child_structure(smoke_sweep):
+    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "smoke")
+    parents = runs[runs["tags.logreg.run_kind"] == "study"]
+    children = runs[runs["tags.logreg.run_kind"] == "trial"]
+    assert len(parents) == len(exp.cells()) == 8
+    assert set(parents["tags.logreg.study"]) == {exp.study_name(c) for c in exp.cells()}
+    # One child per Optuna trial; every child points at its own study's parent.
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"]))
+    n_trials = 0
+    for cell in exp.cells():
+        study = optuna.load_study(study_name=exp.study_name(cell), storage=storage)
+        n_trials += len(study.trials)
+        assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 3
+    assert len(children) == n_trials
+    parent_of = dict(zip(parents["tags.logreg.study"], parents["run_id"]))
+    for _, child in children.iterrows():
+        assert child["tags.mlflow.parentRunId"] == parent_of[child["tags.logreg.study"]]
+    assert set(runs["status"]) == {"FINISHED"}  # nothing left RUNNING
+
+
+def test_documented_params_metrics_tags(smoke_sweep):
+    runs = _runs(smoke_sweep["uri"], "smoke")
+    done = runs[(runs["tags.logreg.run_kind"] == "trial") & (runs["tags.logreg.trial_state"] == "COMPLETE")]
+    assert len(done) > 0
+    for p in TRIAL_PARAMS:
+        assert done[f"params.{p}"].notna().all(), p
+    for m in TRIAL_METRICS:
+        assert done[f"metrics.{m}"].notna().all(), m
+    for t in TRIAL_TAGS:
+        assert done[f"tags.{t}"].notna().all(), t
+    child = done.iloc[0]
+    assert child["tags.mlflow.runName"] == run_name(
+        (child["params.dataset"], child["params.impl"], child["params.optimizer"], "cpu"),
+        int(child["tags.logreg.trial_number"]))
+    # Per-epoch history with steps: every eval_every (5) epochs up to epochs (20).
+    hist = MlflowClient(smoke_sweep["uri"]).get_metric_history(child["run_id"], "val_loss")
+    assert [m.step for m in hist] == [5, 10, 15, 20]
+
+
+def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
+    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "smoke")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"]))
+    for cell in exp.cells():
+        name = exp.study_name(cell)
+        study = optuna.load_study(study_name=name, storage=storage)
+        parent = runs[(runs["tags.logreg.study"] == name) & (runs["tags.logreg.run_kind"] == "study")].iloc[0]
+        assert int(parent["tags.best_trial_number"]) == study.best_trial.number
+        assert parent["metrics.best_value"] == pytest.approx(study.best_value, rel=1e-12)
+        child = runs[(runs["tags.logreg.study"] == name)
+                     & (runs["tags.logreg.trial_number"] == str(study.best_trial.number))].iloc[0]
+        assert child["metrics.val_loss"] == pytest.approx(study.best_value, rel=1e-12)
+        assert float(child["params.lr"]) == pytest.approx(study.best_params["lr"], rel=1e-12)
+
+
+def test_study_artifacts_and_summary(smoke_sweep):
+    runs = _runs(smoke_sweep["uri"], "smoke")
+    client = MlflowClient(smoke_sweep["uri"])
+    parents = runs[runs["tags.logreg.run_kind"] == "study"]
+    for _, p in parents.iterrows():
+        names = {Path(a.path).name for a in client.list_artifacts(p["run_id"], "plots")}
+        assert {"optimization_history.png", "param_importances.png", "best_learning_curves.png"} <= names
+        assert ("best_decision_boundary.png" in names) == p["tags.logreg.study"].startswith("smoke/blobs/")
+    summary = pd.read_csv(smoke_sweep["dir"] / "results" / "smoke" / "summary.csv")
+    assert len(summary) == 8
+    assert {"best_val_loss", "test_accuracy", "sklearn_test_accuracy", "fit_seconds",
+            "hyperparameters"} <= set(summary.columns)
+    # scikit-learn's reference is computed on the same split: recompute it independently here.
+    from sklearn.linear_model import LogisticRegression
+
+    from logreg import TrainConfig, load_split
+
+    for dataset, ref in summary.groupby("dataset")["sklearn_test_accuracy"].first().items():
+        split = load_split(TrainConfig(dataset=dataset))
+        sk = LogisticRegression(max_iter=5000).fit(split.X_train, split.y_train)
+        assert ref == pytest.approx(sk.score(split.X_test, split.y_test))
+    assert summary["test_accuracy"].between(0.5, 1.0).all()
+    assert (smoke_sweep["dir"] / "results" / "smoke" / "summary.md").read_text().startswith("| dataset")
+
+
+def test_resume_adds_only_missing_trials(smoke_sweep):
+    exp = smoke_sweep["exp"].override(n_trials=4)
+    opts = SweepOptions(storage=smoke_sweep["storage"], tracking_uri=smoke_sweep["uri"], progress=False,
+                        plots=False, results_dir=None)
+    before = _runs(smoke_sweep["uri"], "smoke")
+    run_sweep(exp, opts)
+    after = _runs(smoke_sweep["uri"], "smoke")
+    # Parents are reused, not duplicated; each study finished exactly one more trial.
+    assert (after["tags.logreg.run_kind"] == "study").sum() == 8
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"]))
+    for cell in exp.cells():
+        study = optuna.load_study(study_name=exp.study_name(cell), storage=storage)
+        assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 4
+    assert len(after) - len(before) >= 8
+    # Running again with everything done adds nothing.
+    run_sweep(exp, opts)
+    assert len(_runs(smoke_sweep["uri"], "smoke")) == len(after)
+
+
+def _tiny(tmp_path, **extra):
+    raw = {"name": "tiny", "datasets": ["iris"], "impls": ["numpy"], "optimizers": ["sgd"], "n_trials": 4,
+           "epochs": 10, "eval_every": 5, "pruner": {"name": "none"}, **extra}
+    return validate(raw, str(tmp_path / "tiny.toml"))
+
+
+def test_divergence_is_failed_with_reason_and_never_best(tmp_path):
+    exp = _tiny(tmp_path, datasets=["digits"], search={"sgd": {"lr": [1e5, 1e6]}})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    storage = str(tmp_path / "j.log")
+    summary = run_sweep(exp, SweepOptions(storage=storage, tracking_uri=uri, progress=False, plots=False,
+                                          results_dir=None))
+    study = optuna.load_study(study_name="tiny/digits/numpy/sgd/cpu",
+                              storage=optuna.storages.JournalStorage(
+                                  optuna.storages.journal.JournalFileBackend(storage)))
+    assert len(study.trials) == 4
+    assert all(t.state.name == "FAIL" for t in study.trials)
+    assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in study.trials)
+    runs = _runs(uri, "tiny")
+    trials = runs[runs["tags.logreg.run_kind"] == "trial"]
+    assert set(trials["status"]) == {"FAILED"}
+    assert trials["tags.logreg.error"].str.contains("diverged").all()
+    assert summary["test_accuracy"].isna().all()  # no best trial
+
+
+def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import logreg.train
+
+    real_train = logreg.train.train
+    calls = []
+
+    def flaky(config, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom in trial")
+        return real_train(config, **kw)
+
+    monkeypatch.setattr(logreg.train, "train", flaky)
+    exp = _tiny(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_sweep(exp, SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False,
+                                plots=False, results_dir=None))
+    runs = _runs(uri, "tiny")
+    trials = runs[runs["tags.logreg.run_kind"] == "trial"]
+    failed = trials[trials["status"] == "FAILED"]
+    assert len(failed) == 1 and "boom in trial" in failed.iloc[0]["tags.logreg.error"]
+    assert (trials["status"] == "FINISHED").sum() == 4  # the failure was not counted: 4 finished
+
+
+def test_same_seed_same_suggestions(tmp_path):
+    def params(sub):
+        exp = _tiny(tmp_path / sub, sampler={"name": "tpe", "n_startup_trials": 2}, n_trials=5)
+        (tmp_path / sub).mkdir()
+        storage = str(tmp_path / sub / "j.log")
+        run_sweep(exp, SweepOptions(storage=storage, track=False, progress=False, results_dir=None))
+        study = optuna.load_study(study_name="tiny/iris/numpy/sgd/cpu", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(storage)))
+        return [t.params for t in study.trials]
+
+    first, second = params("a"), params("b")
+    assert first == second and len(first) == 5
+
+
+def test_sqlite_optuna_storage_and_load_study(tmp_path):
+    exp = _tiny(tmp_path, n_trials=2)
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    run_sweep(exp, SweepOptions(storage=url, track=False, progress=False, results_dir=None))
+    study = optuna.load_study(study_name="tiny/iris/numpy/sgd/cpu", storage=url)
+    assert len(study.trials) == 2 and study.best_trial is not None
+
+
+SLOW_EXP = """
+name = "slow"
+datasets = ["synthetic:n=100000,d=50"]
+impls = ["numpy"]
+optimizers = ["sgd"]
+n_trials = 6
+epochs = 100
+eval_every = 5
+[pruner]
+name = "none"
+"""
+
+
+def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
+    (tmp_path / "slow.toml").write_text(SLOW_EXP)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cmd = [sys.executable, "-m", "logreg", "sweep", str(tmp_path / "slow.toml"), "--no-progress",
+           "--no-plots", "--storage", str(tmp_path / "j.log"), "--tracking-uri", uri,
+           "--results-dir", str(tmp_path / "results")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until a trial completed and the next one runs
+        try:
+            trials = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu",
+                                       storage=storage).trials
+        except KeyError:
+            trials = []
+        if any(t.state.name == "COMPLETE" for t in trials) and trials[-1].state.name == "RUNNING":
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    study = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states and "FAIL" in states and "COMPLETE" in states
+    runs = _runs(uri, "slow")
+    assert "RUNNING" not in set(runs["status"])  # none left RUNNING
+    assert (runs["status"] == "KILLED").sum() >= 1
+    completed_before = states.count("COMPLETE")
+    # Re-running resumes: only the missing trials run.
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 6
+    assert len(study.trials) == 6 + states.count("FAIL")
+    assert completed_before < 6
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ('name = "x"\ndatasets = ["iris"]\nbogus = 1\n', "Unknown key 'bogus'. Allowed keys: name, datasets"),
+    ('name = "x"\ndatasets = ["nope"]\n', "Unknown dataset 'nope'. Available datasets: hours"),
+    ('name = "x"\ndatasets = ["iris"]\nimpls = ["jax"]\n', "'impls' has unknown value 'jax'. Allowed values: numpy"),
+    ('name = "x"\ndatasets = ["iris"]\nn_trials = 0\n', "'n_trials' must be an integer >= 1"),
+    ('name = "x"\ndatasets = ["iris"]\n[pruner]\nname = "asha"\n', "'pruner.name' must be one of median"),
+    ('name = "x"\ndatasets = ["iris"]\n[search.adam]\nlr = [0, 1]\n', "'search.adam.lr' must be"),
+    ('name = "x"\ndatasets = ["iris"]\n[search.sgd]\nmomentum = [0.5, 0.9]\n', "Unknown key 'search.sgd.momentum'"),
+    ('name = "x"\ndatasets = [iris\n', "not valid TOML"),
+    ("", "is empty"),
+])
+def test_bad_experiment_files(tmp_path, text, match):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(LogregError, match=match):
+        load_experiment(f)
+
+
+def test_bad_experiment_exits_2_with_one_line(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "x"\ndatasets = ["iris"]\nbogus = 1\n')
+    r = subprocess.run([sys.executable, "-m", "logreg", "sweep", str(f)], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Unknown key 'bogus'" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "logreg", "sweep", str(tmp_path / "missing.toml")],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "not found" in r.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_sweep_against_a_real_mlflow_server(tmp_path):
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        exp = _tiny(tmp_path, n_trials=2)
+        run_sweep(exp, SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False,
+                                    results_dir=None))
+        runs = _runs(uri, "tiny")  # over HTTP
+        assert (runs["tags.logreg.run_kind"] == "trial").sum() == 2
+        assert (runs["tags.logreg.run_kind"] == "study").sum() == 1
+        parent = runs[runs["tags.logreg.run_kind"] == "study"].iloc[0]
+        arts = MlflowClient(uri).list_artifacts(parent["run_id"], "plots")
+        assert any(a.path.endswith("optimization_history.png") for a in arts)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
