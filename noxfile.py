@@ -30,6 +30,26 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(default=False)
+def sweep(session: nox.Session) -> None:
+    """The main job: run experiments/default.toml (or a .toml given first) into the embedded stores.
+
+    `nox -s sweep -- --n-trials 3 --datasets iris,digits` passes arguments to `logreg sweep`.
+    """
+    install_project(session)
+    args = list(session.posargs)
+    experiment = args.pop(0) if args and args[0].endswith(".toml") else "experiments/default.toml"
+    session.run("logreg", "sweep", experiment, *args)
+
+
+@nox.session(default=False)
+def ui(session: nox.Session) -> None:
+    """Open the MLflow UI on 127.0.0.1 over the sweep's store ($MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."""
+    install_project(session)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    session.run("mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
