@@ -39,18 +39,25 @@ IMPLS = {"numpy": _numpy, "autograd": _autograd, "module": _module}
 # Rows per block when a full-batch epoch runs block by block on the CPU: the
 # forward product and the gradient product of one block are done while the
 # block is still in cache, so X is read from memory once per epoch, not twice.
-CPU_BLOCK_BYTES = 256 * 1024
+# NumPy: about one core's L2 (1 MiB on the 2-core machine we tuned on); smaller
+# blocks pay the per-call cost of a dozen NumPy calls too often, larger ones
+# fall out of L2. Torch: autograd's forward + backward costs tens of
+# microseconds per block, so its blocks are larger (still L3-resident).
+# `logreg throughput --block-bytes` measures other sizes.
+CPU_BLOCK_BYTES = 1024 * 1024
+TORCH_CPU_BLOCK_BYTES = 8 * 1024 * 1024
 
 
-def block_rows(n_features: int, itemsize: int) -> int:
-    """Rows of X in one cache-sized block on the CPU."""
-    return max(64, CPU_BLOCK_BYTES // max(1, n_features * itemsize))
+def block_rows(n_features: int, itemsize: int, block_bytes: int | None = None) -> int:
+    """Rows of X in one cache-sized block on the CPU (CPU_BLOCK_BYTES unless given)."""
+    block_bytes = CPU_BLOCK_BYTES if block_bytes is None else block_bytes
+    return max(64, block_bytes // max(1, n_features * itemsize))
 
 
 def batches(n: int, order, batch_size: int | None, block: int | None):
     """Row slices an epoch visits: mini-batches of `order`, or blocks of a full batch."""
     if order is not None:
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if block is None or block >= n:
         return [slice(None)]
     return [slice(i, i + block) for i in range(0, n, block)]

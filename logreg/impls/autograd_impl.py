@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from logreg.impls import batches, torch_common as tc
+from logreg.impls import batches
+from logreg.impls import torch_common as tc
 from logreg.optim import make_optimizer
 
 
@@ -18,6 +19,7 @@ class Model:
         self.binary = W0.shape[1] == 1
         self.batch_size = config.batch_size
         self.opt = make_optimizer(config, [self.W, self.b], [config.weight_decay, 0.0])
+        self._block: int | None = None  # rows per full-batch block, fixed by the first epoch
 
     def put(self, X, y):
         return tc.put(X, y, self.binary, self.dtype, self.device)
@@ -37,8 +39,9 @@ class Model:
         if order is None:
             # Full batch: sum the loss block by block and backpropagate each block
             # while it is in cache (gradients accumulate), then step once.
-            for rows in batches(n, None, None, tc.cpu_block(self.device, X)):
-                loss = tc.loss_fn(self._logits(X[rows]), target[rows], self.binary, "sum") / n
+            if self._block is None:
+                self._block = tc.cpu_block(self.device, X)
+            for loss in tc.full_batch_loss(self._logits, X, target, self.binary, self._block):
                 loss.backward()
             self._step()
             return

@@ -10,6 +10,11 @@ Model: k = 1 logit per row (binary, sigmoid) or k = K logits (multinomial, softm
        so in both cases R = P - Y, with P the predicted probabilities.
     4. Z = X W + b  =>  dL/dW = X^T R / n,   dL/db = sum_i R_i / n.
     5. Weight decay (coupled L2) adds wd * W to dL/dW inside the optimizer.
+
+For speed the bias is folded into the weights (the textbook trick): with a
+column of ones appended, X1 = [X, 1] and W1 = [W; b], step 1 is Z = X1 W1 and
+step 4 is dL/dW1 = X1^T R / n, whose last row is sum_i R_i / n = dL/db. One
+matrix product then gives both gradients, and the optimizer updates one array.
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ def _sigmoid(z):
     return out
 
 
+def _sigmoid_inplace(z):
+    # The same formula, overwriting z: no temporary arrays in the training loop.
+    z *= 0.5
+    np.tanh(z, out=z)
+    z *= 0.5
+    z += 0.5
+    return z
+
+
 def _softmax(Z):
     Z = Z - Z.max(axis=1, keepdims=True)
     E = np.exp(Z)
@@ -37,65 +51,80 @@ def _softmax(Z):
 class Model:
     def __init__(self, config, W0, b0, device="cpu"):
         self.dtype = np.dtype(config.dtype)
-        self.W = np.array(W0, dtype=self.dtype)  # (d, k)
-        self.b = np.array(b0, dtype=self.dtype)  # (k,)
-        self.binary = self.W.shape[1] == 1
+        d, k = np.shape(W0)
+        # W1 = [W; b] (d + 1, k); W and b are views of it, so updating W1 updates both.
+        self.W1 = np.empty((d + 1, k), dtype=self.dtype)
+        self.W1[:d] = W0
+        self.W1[d] = b0
+        self.W, self.b = self.W1[:d], self.W1[d]
+        self.binary = k == 1
         self.batch_size = config.batch_size
-        self.block = block_rows(self.W.shape[0], self.dtype.itemsize)
-        self.opt = make_optimizer(config, [self.W, self.b], [config.weight_decay, 0.0])
+        self.block = block_rows(d + 1, self.dtype.itemsize)
+        self._Z = np.empty((0, k), dtype=self.dtype)  # logits buffer, reused every epoch
+        # Step 5: decay the rows of W, not the bias row (None: no decay at all).
+        decay = None
+        if config.weight_decay:
+            decay = np.full((d + 1, 1), config.weight_decay, dtype=self.dtype)
+            decay[d] = 0.0
+        self.opt = make_optimizer(config, [self.W1], [decay])
 
     def put(self, X, y):
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        X = np.asarray(X)
+        X1 = np.empty((len(X), X.shape[1] + 1), dtype=self.dtype)  # [X, 1], converted once
+        X1[:, :-1] = X
+        X1[:, -1] = 1.0
         if self.binary:
             Y = y.astype(self.dtype)[:, None]
         else:
-            Y = np.zeros((len(y), self.W.shape[1]), dtype=self.dtype)
+            Y = np.zeros((len(y), self.W1.shape[1]), dtype=self.dtype)
             Y[np.arange(len(y)), y] = 1
-        return X, Y, np.asarray(y)
+        return X1, Y, np.asarray(y)
 
-    def _residual(self, Xb, Yb):
-        # Steps 1 and 3: R = P - Y.
-        Z = Xb @ self.W
-        Z += self.b
-        P = _sigmoid(Z) if self.binary else _softmax(Z)
+    def _residual(self, X1b, Yb):
+        # Steps 1 and 3: R = P - Y, computed in a reused buffer.
+        m = len(X1b)
+        if len(self._Z) < m:
+            self._Z = np.empty((m, self.W1.shape[1]), dtype=self.dtype)
+        Z = np.matmul(X1b, self.W1, out=self._Z[:m])
+        P = _sigmoid_inplace(Z) if self.binary else _softmax(Z)
         P -= Yb
         return P
 
     def train_epoch(self, data, order=None) -> None:
-        X, Y, _ = data
-        n = len(X)
+        X1, Y, _ = data
+        n = len(X1)
         if order is None:
             # Full batch, block by block: each block's two products run while it is in cache.
-            gW = np.zeros_like(self.W)
-            gb = np.zeros_like(self.b)
+            G = None
             for rows in batches(n, None, None, self.block):
-                Xb = X[rows]
-                R = self._residual(Xb, Y[rows])
-                gW += Xb.T @ R  # step 4, summed over blocks
-                gb += R.sum(axis=0)
-            gW /= n
-            gb /= n
-            self.opt.step([gW, gb])
+                X1b = X1[rows]
+                R = self._residual(X1b, Y[rows])
+                if G is None:
+                    G = X1b.T @ R  # step 4 for the first block ...
+                else:
+                    G += X1b.T @ R  # ... summed over the others
+            G /= n
+            self.opt.step([G])
             return
         for idx in batches(n, order, self.batch_size, None):
-            Xb = X[idx]
-            R = self._residual(Xb, Y[idx])
-            m = len(idx)
-            self.opt.step([(Xb.T @ R) / m, R.sum(axis=0) / m])
+            X1b = X1[idx]
+            R = self._residual(X1b, Y[idx])
+            G = X1b.T @ R
+            G /= len(idx)
+            self.opt.step([G])
 
     def synchronize(self) -> None:
         pass
 
-    def _logits(self, X):
-        out = np.empty((len(X), self.W.shape[1]), dtype=self.dtype)
-        for rows in batches(len(X), None, None, self.block * 8):
-            np.matmul(X[rows], self.W, out=out[rows])
-        out += self.b
+    def _logits(self, X1):
+        out = np.empty((len(X1), self.W1.shape[1]), dtype=self.dtype)
+        for rows in batches(len(X1), None, None, self.block * 8):
+            np.matmul(X1[rows], self.W1, out=out[rows])
         return out
 
     def evaluate(self, data) -> tuple[float, float]:
-        X, Y, y = data
-        Z = self._logits(X)
+        X1, Y, y = data
+        Z = self._logits(X1)
         if self.binary:
             z = Z[:, 0]
             loss = np.mean(np.logaddexp(0.0, z) - Y[:, 0] * z)  # step 2, stable

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from logreg.impls import block_rows
+from logreg.impls import TORCH_CPU_BLOCK_BYTES, block_rows
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -35,7 +35,22 @@ def cpu_block(device, X) -> int | None:
     """Rows per cache-sized block for full-batch epochs on the CPU; None on CUDA."""
     if torch.device(device).type != "cpu":
         return None  # GPU memory has no cache to exploit this way: one pass at full bandwidth
-    return block_rows(X.shape[1], X.element_size())
+    return block_rows(X.shape[1], X.element_size(), TORCH_CPU_BLOCK_BYTES)
+
+
+def full_batch_loss(logits_fn, X, target, binary: bool, block: int | None):
+    """Yield the loss of each block of a full batch, scaled so that they sum to the mean loss.
+
+    One block (small data, or CUDA) is the plain mean; several blocks are each
+    sum / n, so backpropagating every block accumulates the full-batch gradient.
+    """
+    n = len(X)
+    if block is None or block >= n:
+        yield loss_fn(logits_fn(X), target, binary)
+        return
+    for i in range(0, n, block):
+        rows = slice(i, i + block)
+        yield loss_fn(logits_fn(X[rows]), target[rows], binary, "sum") / n
 
 
 @torch.no_grad()
