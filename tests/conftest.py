@@ -86,3 +86,23 @@ def sklearn_test_accuracy():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture
+def single_thread():
+    """Run BLAS, OpenMP and torch on one thread for the test.
+
+    The results do not depend on it, but on a busy 2-core machine multi-threaded BLAS spins
+    while waiting for a core: scikit-learn's digits fit took 4 s instead of 0.06 s. Used by the
+    correctness tests only (benchmarks keep their threads).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)

@@ -17,6 +17,8 @@ from logreg import TrainConfig
 from logreg.config import IMPL_NAMES
 from logreg.impls import IMPLS, block_rows
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 RTOL, ATOL = 1e-9, 1e-12
 
 

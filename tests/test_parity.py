@@ -28,6 +28,8 @@ OPTIMIZER_CASES = {
     },
     "adam-wd": {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.05},
 }
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 RTOL = 1e-9
 
 
