@@ -69,10 +69,15 @@ def _json_safe(obj):
 
 
 def cmd_train(args) -> int:
+    import numpy as np
+
     from logreg.train import train
 
     config = _config_from_args(args)
-    result = train(config)
+    # A diverging run is reported below as one line (exit 3); NumPy's overflow
+    # warnings on the way there would only add lines to stderr.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result = train(config)
     if args.json:
         print(json.dumps(_json_safe(result.to_dict())))
     else:

@@ -13,6 +13,7 @@ IMPL_NAMES = ("numpy", "autograd", "module")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 DTYPE_NAMES = ("float32", "float64")
+FLOAT32_MAX = 3.4028234663852886e38
 
 # Defaults that train every built-in dataset well in the default 100 full-batch
 # epochs on standardised features (checked by tests/test_accuracy.py).
@@ -149,6 +150,14 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) if isinstance(b, int) else b for b in betas))
         for i, b in enumerate(self.betas):
             _check_number(f"betas[{i}]", b, kind=float, low=0, high=1, high_open=True)
+        # torch.optim multiplies by its first step size (lr, or lr / (1 - beta1) for Adam) in the
+        # parameters' dtype: beyond the largest float32 it raises RuntimeError instead of diverging.
+        lr_max = FLOAT32_MAX * (1 - self.betas[0]) if self.optimizer == "adam" else FLOAT32_MAX
+        if self.dtype == "float32" and self.lr > lr_max:
+            raise LogregError(
+                f"The 'lr' parameter must be <= {lr_max:.4g} with dtype 'float32' and optimizer "
+                f"{self.optimizer!r}. Got {self.lr!r} instead; use a smaller lr or --dtype float64."
+            )
         _check_number("eps", self.eps, kind=float, low=0, low_open=True)
         _check_number("weight_decay", self.weight_decay, kind=float, low=0)
         _check_number("epochs", self.epochs, kind=int, low=1)

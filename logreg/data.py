@@ -229,12 +229,14 @@ def read_table(path: str | Path, target: str) -> tuple[np.ndarray, np.ndarray, d
     try:
         df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise LogregError(f"File '{path}' could not be read as CSV: {str(exc).splitlines()[0]}. "
+        first_line = str(exc).splitlines()[0].rstrip(".")
+        raise LogregError(f"File '{path}' could not be read as CSV: {first_line}. "
                           "Check its format.") from None
     except (OSError, ValueError) as exc:
         if suffix == ".csv":
             raise
-        raise LogregError(f"File '{path}' could not be read as Parquet: {str(exc).splitlines()[0]}. "
+        first_line = str(exc).splitlines()[0].rstrip(".")
+        raise LogregError(f"File '{path}' could not be read as Parquet: {first_line}. "
                           "Check that it is a valid Parquet file.") from None
     if target not in df.columns:
         cols = ", ".join(map(str, df.columns))
