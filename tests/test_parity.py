@@ -83,3 +83,18 @@ def test_mini_batch_equal_to_n_is_full_batch():
     full = train(TrainConfig(dataset="iris", dtype="float64", epochs=15))
     big = train(TrainConfig(dataset="iris", dtype="float64", epochs=15, batch_size=10_000))
     np.testing.assert_allclose(big.history["train_loss"], full.history["train_loss"], rtol=RTOL)
+
+
+@pytest.mark.parametrize("impl", ("numpy", "autograd", "module"))
+def test_float32_accuracy_is_an_exact_fraction(impl):
+    # An accuracy is (correct predictions) / n. Computed as a float32 mean it comes out as
+    # 0.8519999980926514 for 426/500, so identical predictions report different accuracies
+    # per implementation (and in MLflow). Known bug in logreg/impls/torch_common.py evaluate():
+    # `(pred == y).to(Z.dtype).mean()` should count in int64 / float64.
+    result = train(TrainConfig(dataset="classification", impl=impl, epochs=20))
+    for part, n in (("train", len(result.split.y_train)), ("test", len(result.split.y_test))):
+        correct = result.metrics[f"{part}_accuracy"] * n
+        assert abs(correct - round(correct)) < 1e-9, (
+            f"{impl}: {part}_accuracy {result.metrics[part + '_accuracy']!r} is not k/{n}: accuracy "
+            "computed in float32 (logreg/impls/torch_common.py evaluate)"
+        )
