@@ -141,3 +141,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("logreg: interrupted", file=sys.stderr)
         return 130
+
+
+def _register_throughput(sub) -> None:
+    from logreg.throughput import add_parser  # numpy only at import; torch/mlflow when run
+
+    add_parser(sub)
+
+
+def _register_compare(sub) -> None:
+    from logreg.compare import add_parser  # pandas/matplotlib/mlflow only when run
+
+    add_parser(sub)
+
+
+_EXTRA_COMMANDS.extend([_register_throughput, _register_compare])

@@ -368,3 +368,12 @@ def end_stale_runs(tracker: Tracker, runs, status: str = "KILLED", reason: str =
         tracker.client.set_tag(run.info.run_id, "logreg.trial_state", "STALE")
         tracker.client.set_terminated(run.info.run_id, status=status)
     return len(runs)
+
+
+# --- throughput / compare helpers
+
+
+def experiment_names(uri: str | None) -> list[str]:
+    """Names of the active experiments in one store (for `logreg compare`)."""
+    client = make_client(uri)
+    return [e.name for e in client.search_experiments(max_results=1000)]

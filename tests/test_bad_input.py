@@ -138,6 +138,18 @@ CASES = [
         for value in (0.0, 1.0, 1.5, -0.25)
     ],
     (
+        "batch-size-zero",
+        {"batch_size": 0},
+        ["--batch-size", "0"],
+        r"The 'batch_size' parameter must be an int >= 1\. Got 0 instead\.",
+    ),
+    (
+        "negative-weight-decay",
+        {"weight_decay": -0.1},
+        ["--weight-decay", "-0.1"],
+        r"The 'weight_decay' parameter must be a float >= 0\. Got -0\.1 instead\.",
+    ),
+    (
         "momentum-with-sgd",
         {"optimizer": "sgd", "momentum": 0.9},
         ["--optimizer", "sgd", "--momentum", "0.9"],

@@ -1,0 +1,60 @@
+"""The memory roofline: how fast a device can read memory, measured with a plain reduction.
+
+A full-batch epoch must read X at least once, so `bytes of X / read bandwidth`
+is a lower bound on its time. The bandwidth is measured in the same run as the
+epochs it is compared with (these machines are shared and noisy), by summing a
+buffer much larger than the CPU's caches (or on the GPU, larger than its L2).
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+
+# Buffer sizes: far above the CPU's last-level cache (tens of MiB) and the
+# GPU's L2 (tens of MiB), so the sum streams from DRAM / HBM.
+CPU_BUFFER_BYTES = 256 * 1024 * 1024
+CUDA_BUFFER_BYTES = 2 * 1024 * 1024 * 1024
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued device work (CUDA); nothing to do on the CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@functools.lru_cache(maxsize=4)
+def _buffer(device: str, nbytes: int):
+    import torch
+
+    buf = torch.ones(nbytes // 4, dtype=torch.float32, device=device)  # ones: pages touched
+    synchronize(device)
+    return buf
+
+
+def default_buffer_bytes(device: str) -> int:
+    return CUDA_BUFFER_BYTES if device.startswith("cuda") else CPU_BUFFER_BYTES
+
+
+def time_read(device: str, nbytes: int | None = None) -> tuple[float, int]:
+    """Seconds for one reduction over a large buffer on `device`, and the buffer's bytes."""
+    nbytes = default_buffer_bytes(device) if nbytes is None else nbytes
+    buf = _buffer(device, nbytes)
+    synchronize(device)
+    t0 = time.perf_counter()
+    buf.sum()
+    synchronize(device)  # on CUDA the clock is read only after the kernel finished
+    return time.perf_counter() - t0, buf.numel() * 4
+
+
+def read_bandwidth(device: str, repeats: int = 5, nbytes: int | None = None) -> float:
+    """Median read bandwidth in bytes per second (one warm-up reduction first)."""
+    time_read(device, nbytes)
+    times, size = [], 0
+    for _ in range(repeats):
+        seconds, size = time_read(device, nbytes)
+        times.append(seconds)
+    return size / statistics.median(times)

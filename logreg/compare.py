@@ -1,0 +1,323 @@
+"""`logreg compare`: MLflow runs from one or more stores -> pandas -> tables and plots.
+
+Reads the `throughput` experiment (and every sweep experiment) of each tracking
+URI, e.g. a CPU machine's store and a GPU machine's store, and writes under
+--out (default results/compare):
+
+    throughput.csv / throughput.md   samples per second per impl x n x device (x d, batch)
+    speedup.csv / speedup.md         CUDA / CPU samples per second per impl x n, and the
+                                     crossover n where CUDA overtakes the CPU
+    throughput.png, speedup.png      log-log plots
+    sweeps.csv / sweeps.md           per sweep cell and device: the best trial (lowest
+                                     val_loss, the tuning objective) with its test accuracy
+                                     and fit time
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from logreg.errors import LogregError
+
+THROUGHPUT_KEYS = ["impl", "device", "d", "dtype", "batch_size", "n"]
+NO_CUDA = (
+    "No CUDA throughput runs found: no speedup or crossover (run `logreg throughput --devices cuda` "
+    "on a GPU machine and pass its store too)."
+)
+
+
+def _num(series):
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce")
+
+
+def load_runs(uris: Sequence[str]):
+    """(throughput runs, sweep trial runs) from every store, as two DataFrames."""
+    import pandas as pd
+
+    from logreg.tracking import experiment_names, mask_uri, search_runs
+
+    thr, sweeps = [], []
+    for uri in uris:
+        names = experiment_names(uri)
+        if "throughput" in names:
+            df = search_runs(uri, ["throughput"])
+            if len(df):
+                df["source"] = mask_uri(uri)
+                thr.append(df)
+        for name in names:
+            if name == "throughput":
+                continue
+            df = search_runs(uri, [name])
+            if len(df) and "params.impl" in df and "metrics.test_accuracy" in df:
+                df["source"], df["experiment"] = mask_uri(uri), name
+                sweeps.append(df)
+    return (
+        pd.concat(thr, ignore_index=True) if thr else pd.DataFrame(),
+        pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame(),
+    )
+
+
+def throughput_table(runs):
+    """One row per impl x device x d x dtype x batch x n: the median over repeated runs."""
+    import pandas as pd
+
+    if runs.empty:
+        return pd.DataFrame(columns=THROUGHPUT_KEYS + ["samples_per_second"])
+    df = pd.DataFrame({k: runs[f"params.{k}"] for k in THROUGHPUT_KEYS})
+    df["n"], df["d"] = _num(df["n"]).astype("int64"), _num(df["d"]).astype("int64")
+    for m in ("samples_per_second", "epoch_seconds_median", "bandwidth_fraction", "roofline_ratio"):
+        df[m] = _num(runs.get(f"metrics.{m}"))
+    df["device_name"] = runs.get("tags.logreg.device_name", "")
+    df["source"] = runs["source"]
+    agg = {
+        "samples_per_second": "median",
+        "epoch_seconds_median": "median",
+        "bandwidth_fraction": "median",
+        "roofline_ratio": "median",
+        "device_name": "first",
+        "source": "first",
+    }
+    out = df.groupby(THROUGHPUT_KEYS, as_index=False).agg(agg)
+    out["runs"] = df.groupby(THROUGHPUT_KEYS).size().values
+    return out.sort_values(["d", "batch_size", "impl", "device", "n"]).reset_index(drop=True)
+
+
+def speedup_table(table):
+    """CUDA / CPU samples per second of the same implementation, per n where both ran."""
+    import pandas as pd
+
+    keys = ["impl", "d", "dtype", "batch_size", "n"]
+    cpu = table[table.device == "cpu"].set_index(keys)["samples_per_second"]
+    cuda = table[table.device == "cuda"].set_index(keys)["samples_per_second"]
+    both = pd.concat({"cpu": cpu, "cuda": cuda}, axis=1).dropna()
+    both["speedup"] = both["cuda"] / both["cpu"]
+    return both.reset_index().sort_values(keys).reset_index(drop=True)
+
+
+def crossovers(speedup):
+    """Per impl x d x batch: the n where CUDA overtakes the CPU, interpolated on log-log axes
+    between the last size where the CPU is faster and the next (NaN when CUDA never wins,
+    the smallest n when it always wins)."""
+    import pandas as pd
+
+    rows = []
+    for key, g in speedup.groupby(["impl", "d", "dtype", "batch_size"]):
+        g = g.sort_values("n")
+        ns, s = g["n"].tolist(), g["speedup"].tolist()
+        cross, note = math.nan, "CUDA never faster"
+        for i, (n, v) in enumerate(zip(ns, s, strict=True)):
+            if v >= 1 and all(x >= 1 for x in s[i:]):
+                if i == 0:
+                    cross, note = n, "CUDA faster at every size"
+                else:
+                    n0, v0 = ns[i - 1], s[i - 1]
+                    t = (0 - math.log(v0)) / (math.log(v) - math.log(v0))
+                    cross = math.exp(math.log(n0) + t * (math.log(n) - math.log(n0)))
+                    note = f"between n={n0} and n={n}"
+                break
+        rows.append(
+            dict(zip(["impl", "d", "dtype", "batch_size"], key, strict=True), crossover_n=cross, note=note)
+        )
+    return pd.DataFrame(rows)
+
+
+def sweep_table(runs):
+    """Per sweep cell (experiment, dataset, impl, optimizer) and device: the best trial."""
+    import pandas as pd
+
+    if runs.empty:
+        return pd.DataFrame()
+    df = runs
+    if "tags.mlflow.parentRunId" in df:  # trials are the child runs of a study's parent run
+        df = df[df["tags.mlflow.parentRunId"].notna()]
+    df = df[_num(df["metrics.test_accuracy"]).notna()]
+    if df.empty:
+        return pd.DataFrame()
+    device = df.get("tags.logreg.device_kind", df.get("params.device"))
+    t = pd.DataFrame(
+        {
+            "experiment": df["experiment"],
+            "dataset": df["params.dataset"],
+            "impl": df["params.impl"],
+            "optimizer": df["params.optimizer"],
+            "device": device,
+            "val_loss": _num(df.get("metrics.val_loss")),
+            "test_accuracy": _num(df["metrics.test_accuracy"]),
+            "fit_seconds": _num(df.get("metrics.fit_seconds")),
+            "source": df["source"],
+        }
+    )
+    keys = ["experiment", "dataset", "impl", "optimizer", "device"]
+    t["_rank"] = t["val_loss"].fillna(math.inf)
+    best = t.sort_values("_rank").groupby(keys, as_index=False).first()
+    best["trials"] = t.groupby(keys).size().values
+    return best.drop(columns="_rank").sort_values(keys).reset_index(drop=True)
+
+
+def _markdown(df, floatfmt: dict[str, Callable] | None = None) -> str:
+    floatfmt = floatfmt or {}
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c in floatfmt and isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+                cells.append(floatfmt[c](v))
+            else:
+                cells.append("" if isinstance(v, float) and math.isnan(v) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(table, speedup, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    panels = sorted({(d, b) for d, b in zip(table["d"], table["batch_size"], strict=True)}, key=str)
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+        for ax, (d, b) in zip(axes[0], panels, strict=True):
+            sub = table[(table.d == d) & (table.batch_size == b)]
+            for (impl, device), g in sub.groupby(["impl", "device"]):
+                g = g.sort_values("n")
+                ax.plot(
+                    g["n"],
+                    g["samples_per_second"],
+                    marker="o",
+                    linestyle="-" if device == "cuda" else "--",
+                    label=f"{impl} / {device}",
+                )
+            ax.set(
+                xscale="log",
+                yscale="log",
+                xlabel="n (rows)",
+                ylabel="samples per second",
+                title=f"d={d}, batch={b}",
+            )
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "throughput.png", dpi=100)
+        plt.close(fig)
+        written.append(out / "throughput.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if speedup.empty:
+        ax.text(0.5, 0.5, "no CUDA data", ha="center", va="center", transform=ax.transAxes)
+    for (impl, d, b), g in speedup.groupby(["impl", "d", "batch_size"]):
+        ax.plot(g["n"], g["speedup"], marker="o", label=f"{impl} d={d} batch={b}")
+    ax.axhline(1.0, color="grey", linewidth=1)
+    ax.set(
+        xscale="log",
+        yscale="log" if not speedup.empty else "linear",
+        xlabel="n (rows)",
+        ylabel="CUDA / CPU samples per second",
+        title="CUDA speedup",
+    )
+    if not speedup.empty:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "speedup.png", dpi=100)
+    plt.close(fig)
+    written.append(out / "speedup.png")
+    return written
+
+
+def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print) -> dict:
+    """Read the stores, write the tables and plots; return the DataFrames."""
+    out.mkdir(parents=True, exist_ok=True)
+    thr_runs, sweep_runs = load_runs(uris)
+    if thr_runs.empty and sweep_runs.empty:
+        raise LogregError(
+            f"No throughput or sweep runs found in {', '.join(uris)}. Run `logreg throughput` or "
+            "`logreg sweep` with that --tracking-uri first."
+        )
+    table = throughput_table(thr_runs)
+    speedup = speedup_table(table) if not table.empty else speedup_table(table.assign(device=[]))
+    cross = crossovers(speedup)
+    sweeps = sweep_table(sweep_runs)
+    sci = {
+        "samples_per_second": lambda v: f"{v:.3g}",
+        "epoch_seconds_median": lambda v: f"{v * 1e3:.3f} ms",
+        "bandwidth_fraction": lambda v: f"{v:.1%}",
+        "roofline_ratio": lambda v: f"{v:.2f}",
+    }
+    table.to_csv(out / "throughput.csv", index=False)
+    md = [
+        "# Throughput: samples per second\n",
+        f"Stores: {', '.join(sorted(set(table.get('source', []))))}\n",
+    ]
+    if not table.empty:
+        wide = table.pivot_table(
+            index=["d", "batch_size", "impl", "n"], columns="device", values="samples_per_second"
+        ).reset_index()
+        wide.columns.name = None
+        md += [
+            _markdown(wide, {c: (lambda v: f"{v:.3g}") for c in ("cpu", "cuda")}),
+            "\nAll columns:\n",
+            _markdown(table.drop(columns=["source"]), sci),
+        ]
+    (out / "throughput.md").write_text("\n".join(md))
+    speedup.to_csv(out / "speedup.csv", index=False)
+    if speedup.empty:
+        (out / "speedup.md").write_text(f"# CUDA / CPU speedup\n\n{NO_CUDA}\n")
+        echo(NO_CUDA)
+    else:
+        cross.to_csv(out / "crossover.csv", index=False)
+        (out / "speedup.md").write_text(
+            "# CUDA / CPU speedup (same implementation)\n\n"
+            + _markdown(
+                speedup,
+                {"cpu": lambda v: f"{v:.3g}", "cuda": lambda v: f"{v:.3g}", "speedup": lambda v: f"{v:.2f}x"},
+            )
+            + "\n## Crossover n (CUDA overtakes the CPU)\n\n"
+            + _markdown(cross, {"crossover_n": lambda v: f"{v:.3g}"})
+        )
+    if not sweeps.empty:
+        sweeps.to_csv(out / "sweeps.csv", index=False)
+        (out / "sweeps.md").write_text(
+            "# Sweeps: best trial (lowest val_loss) per cell and device\n\n"
+            + _markdown(
+                sweeps,
+                {
+                    "test_accuracy": lambda v: f"{v:.4f}",
+                    "fit_seconds": lambda v: f"{v:.3f}",
+                    "val_loss": lambda v: f"{v:.4f}",
+                },
+            )
+        )
+    else:
+        echo("No sweep runs found: no sweep comparison written.")
+    plots = _plot(table, speedup, out) if not table.empty else []
+    echo(
+        f"compare: {len(table)} throughput rows, {len(speedup)} speedup rows, {len(sweeps)} sweep cells "
+        f"-> {out} ({', '.join(p.name for p in plots)})"
+    )
+    return {"throughput": table, "speedup": speedup, "crossover": cross, "sweeps": sweeps}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compare", help="tables and plots from one or more MLflow stores (CPU vs CUDA)")
+    p.add_argument(
+        "tracking_uris",
+        nargs="*",
+        metavar="URI",
+        help="MLflow stores to read (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+    p.add_argument("--out", type=Path, default=Path("results/compare"), help="output folder")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    from logreg.tracking import resolve_tracking_uri
+
+    uris = args.tracking_uris or [resolve_tracking_uri(None)]
+    compare(uris, args.out)
+    return 0

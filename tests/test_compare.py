@@ -1,0 +1,162 @@
+"""`logreg compare`: real SQLite stores (one per machine) -> tables, speedup, crossover, plots."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from logreg import compare as cmp
+from logreg import throughput as tp
+
+
+def _store(tmp_path, name):
+    return f"sqlite:///{tmp_path}/{name}.db"
+
+
+def _log_throughput_rows(uri, rows):
+    """Write throughput runs with the schema `logreg throughput` logs (tp._log_row)."""
+    from logreg.tracking import Tracker
+
+    with Tracker(uri) as tracker:
+        exp = tracker.experiment_id(tp.EXPERIMENT)
+        for row in rows:
+            tp._log_row(tracker, exp, row)
+
+
+def _row(impl, device, n, sps):
+    return {
+        "impl": impl,
+        "device": device,
+        "n": n,
+        "d": 10,
+        "dtype": "float32",
+        "batch_size": "full",
+        "optimizer": "sgd",
+        "warmup": 1,
+        "repeats": 3,
+        "epoch_seconds_median": n / sps,
+        "epoch_seconds_min": n / sps,
+        "samples_per_second": sps,
+        "bytes_per_epoch": n * 40,
+        "effective_bandwidth_gbs": 1.0,
+        "device_bandwidth_gbs": 10.0,
+        "bandwidth_fraction": 0.1,
+        "roofline_ratio": 10.0,
+    }
+
+
+@pytest.fixture(scope="module")
+def cpu_store(tmp_path_factory):
+    """A real CPU store, written by the real command on a tiny grid."""
+    from logreg.cli import main
+
+    uri = _store(tmp_path_factory.mktemp("store"), "cpu")
+    assert (
+        main(
+            [
+                "throughput",
+                "--sizes",
+                "100,1000",
+                "--dims",
+                "10",
+                "--impls",
+                "numpy,module",
+                "--batch-size",
+                "0",
+                "--repeats",
+                "2",
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        == 0
+    )
+    return uri
+
+
+def test_crossover_is_interpolated_on_log_log_axes():
+    speedup = pd.DataFrame(
+        {
+            "impl": "module",
+            "d": 10,
+            "dtype": "float32",
+            "batch_size": "full",
+            "n": [10**2, 10**3, 10**5],
+            "speedup": [0.1, 0.5, 2.0],
+        }
+    )
+    cross = cmp.crossovers(speedup)
+    assert cross.loc[0, "crossover_n"] == pytest.approx(10**4)  # 0.5 -> 2 is symmetric in log
+    assert cross.loc[0, "note"] == "between n=1000 and n=100000"
+    never = cmp.crossovers(speedup.assign(speedup=[0.1, 0.2, 0.9]))
+    assert math.isnan(never.loc[0, "crossover_n"]) and never.loc[0, "note"] == "CUDA never faster"
+
+
+def test_cpu_only_writes_tables_and_plots_and_says_no_cuda(cpu_store, tmp_path, capsys):
+    out = tmp_path / "out"
+    result = cmp.compare([cpu_store], out)
+    table = result["throughput"]
+    assert sorted(set(table["impl"])) == ["module", "numpy"] and set(table["n"]) == {100, 1000}
+    assert result["speedup"].empty
+    assert "No CUDA throughput runs found" in capsys.readouterr().out
+    assert "No CUDA throughput runs found" in (out / "speedup.md").read_text()
+    for name in ("throughput.csv", "throughput.md", "throughput.png", "speedup.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    csv = pd.read_csv(out / "throughput.csv")
+    assert len(csv) == 4 and (csv["samples_per_second"] > 0).all()
+
+
+def test_two_stores_give_speedup_and_crossover(tmp_path):
+    gpu = _store(tmp_path, "gpu")
+    cpu = _store(tmp_path, "cpu2")
+    # Known numbers: CUDA is 0.5x the CPU at n=100 and 2x at n=10000 -> crossover at 1000.
+    _log_throughput_rows(cpu, [_row("module", "cpu", 100, 1e6), _row("module", "cpu", 10000, 1e7)])
+    _log_throughput_rows(gpu, [_row("module", "cuda", 100, 5e5), _row("module", "cuda", 10000, 2e7)])
+    out = tmp_path / "out"
+    result = cmp.compare([cpu, gpu], out)
+    sp = result["speedup"].set_index("n")["speedup"]
+    assert sp[100] == pytest.approx(0.5) and sp[10000] == pytest.approx(2.0)
+    assert result["crossover"].loc[0, "crossover_n"] == pytest.approx(1000)
+    text = (out / "speedup.md").read_text()
+    assert "Crossover" in text and "0.50x" in text and "2.00x" in text
+    assert (out / "crossover.csv").exists()
+
+
+def test_sweep_comparison_takes_the_best_trial_by_val_loss(tmp_path):
+    from logreg.tracking import Tracker
+
+    uri = _store(tmp_path, "sweep")
+    with Tracker(uri) as tracker:
+        exp = tracker.experiment_id("smoke")
+        parent = tracker.start_run(
+            exp, "blobs__numpy__adam__cpu", {"logreg.study": "s1", "logreg.run_kind": "study"}
+        )
+        for i, (val_loss, acc, secs) in enumerate([(0.30, 0.90, 0.2), (0.10, 0.95, 0.4), (0.20, 0.99, 0.1)]):
+            child = tracker.start_run(
+                exp,
+                f"trial-{i}",
+                {"logreg.study": "s1", "logreg.run_kind": "trial", "logreg.device_kind": "cpu"},
+                parent=parent,
+            )
+            tracker.log(
+                child,
+                params={"dataset": "blobs", "impl": "numpy", "optimizer": "adam", "device": "cpu"},
+                metrics={"val_loss": val_loss, "test_accuracy": acc, "fit_seconds": secs},
+            )
+            tracker.end_run(child)
+        tracker.end_run(parent)
+    result = cmp.compare([uri], tmp_path / "out")
+    sweeps = result["sweeps"]
+    assert len(sweeps) == 1
+    best = sweeps.iloc[0]
+    assert (best["test_accuracy"], best["fit_seconds"], best["trials"]) == (0.95, 0.4, 3)
+    assert "| smoke | blobs | numpy | adam | cpu |" in (tmp_path / "out" / "sweeps.md").read_text()
+
+
+def test_empty_store_is_bad_input(run_cli, tmp_path):
+    status, _, err = run_cli("compare", _store(tmp_path, "empty"), "--out", tmp_path / "out")
+    assert status == 2
+    assert "No throughput or sweep runs found" in err and len(err.strip().splitlines()) == 1
