@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from logreg.data import check_dataset_name
 
+        if isinstance(self.data, os.PathLike):
+            object.__setattr__(self, "data", os.fspath(self.data))
+        for name in ("data", "target"):
+            if not isinstance(getattr(self, name), str | None):
+                raise LogregError(
+                    f"The {name!r} parameter must be a string or None. Got {getattr(self, name)!r} instead."
+                )
         if self.data is None:
             if not isinstance(self.dataset, str):
                 raise LogregError(f"The 'dataset' parameter must be a string. Got {self.dataset!r} instead.")

@@ -138,9 +138,15 @@ def _synthetic(seed: int, n: int = SYNTHETIC_DEFAULTS["n"], d: int = SYNTHETIC_D
     # so accuracy stays meaningful at every size. float32 throughout: 1M x 100
     # takes about a second, dominated by the normal draws.
     rng = np.random.default_rng(seed)
-    w_star = rng.standard_normal(d)
+    try:
+        w_star = rng.standard_normal(d)
+        X = rng.standard_normal((n, d), dtype=np.float32)
+    except (MemoryError, ValueError):  # ValueError: beyond numpy's largest dimension
+        raise LogregError(
+            f"synthetic:n={n},d={d} needs {n * d * 4 / 1e9:.3g} GB for X alone, more than this "
+            "machine can allocate. Use a smaller n or d."
+        ) from None
     w_star *= SYNTHETIC_WEIGHT_NORM / np.linalg.norm(w_star)
-    X = rng.standard_normal((n, d), dtype=np.float32)
     z = X @ w_star.astype(np.float32)
     p = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
     y = (rng.random(n) < p).astype(np.int64)
@@ -281,7 +287,7 @@ def encode_labels(y_raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
 
 def _stratified_indices(y: np.ndarray, frac: float, rng: np.random.Generator):
     """Indices (rest, held) with `frac` of each class held out, shuffled, seeded."""
-    held, rest = [], []
+    held, rest = [np.empty(0, np.int64)], [np.empty(0, np.int64)]  # y may be empty
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         rng.shuffle(idx)
@@ -299,7 +305,10 @@ def make_split(X, y_raw, *, name: str = "arrays", source: str = "arrays", seed: 
                dtype: str = "float32", evaluate_on_train: bool = False,
                feature_names=None, class_names=None, metadata=None) -> Split:
     """Validate arrays, encode labels, split (stratified, seeded) and standardise."""
-    X = np.asarray(X)
+    try:
+        X = np.asarray(X)
+    except (ValueError, TypeError) as exc:  # e.g. rows of different lengths
+        raise LogregError(f"X must be a 2-D array (n_samples, n_features): {exc}") from None
     if X.ndim != 2:
         raise LogregError(f"X must be a 2-D array (n_samples, n_features). Got shape {X.shape}.")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
