@@ -50,6 +50,17 @@ def ui(session: nox.Session) -> None:
     session.run("mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", *session.posargs)
 
 
+@nox.session(default=False)
+def server(session: nox.Session) -> None:
+    """Shared MLflow server for many workers: PostgreSQL backend, served artifacts, 127.0.0.1:5000.
+
+    Creates the databases logreg_mlflow and logreg_optuna if missing and prints the
+    --tracking-uri and --storage for workers; `nox -s server -- --help` lists the options.
+    """
+    install_project(session)
+    session.run("logreg", "server", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list = []
 
 
+def _register_server(sub) -> None:
+    from logreg.server import add_parser  # standard library only at import
+
+    add_parser(sub)
+
+
+_EXTRA_COMMANDS.append(_register_server)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
