@@ -2,9 +2,9 @@
 
 Logging is buffered and batched: a run's params, per-epoch metrics and final
 metrics go out in one `log_batch` (MlflowClient splits it at 1000 metrics), and
-all writes run in order on one background thread, so training never waits for
-the store. `Tracker.close()` (also on Ctrl-C) drains the queue and ends every
-run it started that is still open, so none is left RUNNING.
+all writes run in order in one writer process, so training never waits for the
+store. `Tracker.close()` (also on Ctrl-C) drains the queue and ends every run
+it started that is still open, so none is left RUNNING.
 """
 
 from __future__ import annotations
@@ -32,14 +32,18 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@]*)@")
+# user:password@ inside the authority (up to the last '@' before any '/', '?' or '#',
+# so a raw '@' in the password is masked whole), and libpq's ?password=... parameter.
+_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/?#@]*):(?P<pw>[^/?#]*)@")
+_PASSWORD_PARAM = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def mask_uri(uri: str | None) -> str | None:
-    """The URI with any password replaced by '***' (for logs, tags and messages)."""
+    """The URI (or any text holding URIs) with passwords replaced by '***'."""
     if uri is None:
         return None
-    return _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
+    uri = _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", uri)
 
 
 # ------------------------------------------------------------------- tags
@@ -126,7 +130,7 @@ def _check_reachable(client, uri: str) -> None:
     except MlflowException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LogregError(
-            f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {first[:200]}. "
+            f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)[:200]}. "
             "Check --tracking-uri / MLFLOW_TRACKING_URI (is the server running?)."
         ) from None
     except Exception as exc:  # connection errors come in many types
@@ -138,8 +142,13 @@ def _check_reachable(client, uri: str) -> None:
 
 def make_client(uri: str | None):
     """An MlflowClient for `uri` (resolved as resolve_tracking_uri), checked reachable."""
+    import logging
+
     from mlflow.tracking import MlflowClient
 
+    # MLflow announces schema creation and migrations at INFO on stderr; keep the CLI quiet.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     uri = resolve_tracking_uri(uri)
     if "://" not in uri and not uri.startswith("file:"):
         raise LogregError(
@@ -155,65 +164,171 @@ def make_client(uri: str | None):
 
 
 class RunHandle:
-    """A run created on the writer thread; `run_id` is known once the writer got to it."""
+    """A run created by the writer; `run_id` is filled in at the next flush."""
 
-    def __init__(self) -> None:
-        self.run_id: str | None = None
+    def __init__(self, hid: int, run_id: str | None = None) -> None:
+        self.hid = hid
+        self.run_id = run_id
         self.ended = False
 
 
-class Tracker:
-    """Writes runs to one MLflow store from a background thread, in order.
+def _reset_after_fork() -> None:
+    """In a forked writer: drop connections inherited from the parent (never share them)."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    Every method only enqueues work and returns at once; `flush()` waits for the
-    queue, `close()` flushes and ends the runs that are still open as KILLED.
+        for engine in SqlAlchemyStore._engine_map.values():  # noqa: SLF001
+            engine.dispose(close=False)
+        SqlAlchemyStore._engine_map.clear()  # noqa: SLF001
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from mlflow.utils import request_utils
+
+        request_utils._cached_get_request_session.cache_clear()  # noqa: SLF001
+    except (ImportError, AttributeError):
+        pass
+
+
+def _sqlite_fast_commits() -> None:
+    """SQLite stores: write-ahead log with synchronous=NORMAL for the writer's connections.
+
+    MLflow's default rollback journal fsyncs several times per commit (three
+    commits a run); in WAL mode with synchronous=NORMAL a commit is an append,
+    still atomic and safe against the process dying, and readers (the MLflow
+    UI) are not blocked by the writer.
+    """
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection, connection_record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+
+def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
+    """Apply queued operations in order; answer flushes with run ids and errors."""
+    if forked:
+        import signal
+
+        # Ctrl-C reaches the whole process group: the parent decides how runs end.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _reset_after_fork()
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:"):
+        _sqlite_fast_commits()
+    client = MlflowClient(tracking_uri=uri)
+    run_ids: dict[int, str] = {}
+    errors: list[str] = []
+    while True:
+        try:
+            op = ops.get(timeout=1.0)
+        except queue.Empty:
+            if forked and os.getppid() != parent_pid:
+                return  # the parent died (e.g. SIGKILL): what was queued has been written
+            continue
+        kind = op[0]
+        if kind == "stop":
+            replies.put(("stopped", dict(run_ids), errors[:]))
+            return
+        if kind == "flush":
+            replies.put(("flushed", dict(run_ids), errors[:]))
+            errors.clear()
+            continue
+        try:
+            if kind == "start":
+                _, hid, experiment_id, run_name, tags, parent_hid = op
+                if parent_hid is not None:
+                    tags["mlflow.parentRunId"] = run_ids[parent_hid]
+                run_ids[hid] = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+            elif kind == "resume":
+                _, hid, run_id = op
+                run_ids[hid] = run_id
+                client.update_run(run_id, status="RUNNING")
+            elif kind == "log":
+                _, hid, metrics, params, tags = op
+                client.log_batch(run_ids[hid], metrics=[Metric(k, v, t, st) for k, v, t, st in metrics],
+                                 params=[Param(k, v) for k, v in params],
+                                 tags=[RunTag(k, v) for k, v in tags])
+            elif kind == "artifact":
+                _, hid, path, artifact_path = op
+                client.log_artifact(run_ids[hid], path, artifact_path)
+            elif kind == "end":
+                _, hid, status = op
+                client.set_terminated(run_ids[hid], status=status)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent at the next flush
+            text = str(exc).strip().splitlines()
+            errors.append(mask_uri(f"{type(exc).__name__}: {text[0][:300] if text else ''}"))
+
+
+class Tracker:
+    """Writes runs to one MLflow store from a writer process, in order.
+
+    Every method only queues work and returns at once: MLflow's store code runs
+    on the other core (a forked process on Linux, a thread elsewhere), so
+    training does not wait for it. `flush()` waits for the queue; `close()`
+    flushes and ends the runs that are still open. If this process is killed,
+    the writer still writes what was queued, then exits.
     """
 
-    def __init__(self, uri: str | None = None, *, client=None):
+    def __init__(self, uri: str | None = None):
+        import multiprocessing as mp
+
         self.uri = resolve_tracking_uri(uri)
-        self.client = client if client is not None else make_client(self.uri)
-        self._queue: queue.Queue = queue.Queue()
+        self.client = make_client(self.uri)  # for reads; also checks the store answers
         self._open: list[RunHandle] = []
-        self._errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._work, name="logreg-tracker", daemon=True)
-        self._thread.start()
+        self._handles: dict[int, RunHandle] = {}
+        self._next = 0
+        self._closed = False
+        forked = "fork" in mp.get_all_start_methods()
+        if forked:
+            ctx = mp.get_context("fork")
+            self._ops, self._replies = ctx.Queue(), ctx.Queue()
+            self._worker = ctx.Process(target=_writer_loop, name="logreg-tracker", daemon=True,
+                                       args=(self.uri, self._ops, self._replies, os.getpid(), True))
+        else:  # pragma: no cover - non-Linux fallback
+            self._ops, self._replies = queue.Queue(), queue.Queue()
+            self._worker = threading.Thread(target=_writer_loop, name="logreg-tracker", daemon=True,
+                                            args=(self.uri, self._ops, self._replies, os.getpid(), False))
+        self._worker.start()
 
-    # -- the writer thread
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            try:
-                if job is None:
-                    return
-                job()
-            except BaseException as exc:  # kept and raised on flush()
-                self._errors.append(exc)
-            finally:
-                self._queue.task_done()
+    def _handle(self, run_id: str | None = None) -> RunHandle:
+        self._next += 1
+        handle = RunHandle(self._next, run_id)
+        self._handles[handle.hid] = handle
+        self._open.append(handle)
+        return handle
 
-    def _submit(self, job: Callable[[], None]) -> None:
-        if self._errors:
-            self._raise_errors()
-        self._queue.put(job)
-
-    def _raise_errors(self) -> None:
-        exc = self._errors[0]
-        self._errors.clear()
-        from mlflow.exceptions import MlflowException
-
-        if isinstance(exc, MlflowException | ConnectionError | OSError):
+    def _answer(self, expected: str, timeout: float = 600.0) -> None:
+        try:
+            kind, run_ids, errors = self._replies.get(timeout=timeout)
+        except queue.Empty:
             raise LogregError(
-                f"Writing to the MLflow tracking store {mask_uri(self.uri)} failed: "
-                f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}. "
+                f"The MLflow writer did not answer within {timeout:.0f} s "
+                f"(store {mask_uri(self.uri)}). Check that the store is reachable, then re-run."
+            ) from None
+        for hid, run_id in run_ids.items():
+            if hid in self._handles:
+                self._handles[hid].run_id = run_id
+        if errors:
+            raise LogregError(
+                f"Writing to the MLflow tracking store {mask_uri(self.uri)} failed: {errors[0]}. "
                 "Completed runs are kept; fix the store and re-run to resume."
-            ) from exc
-        raise exc
+            )
 
     def flush(self) -> None:
-        """Wait until every queued write is done; raise the first write error."""
-        self._queue.join()
-        if self._errors:
-            self._raise_errors()
+        """Wait until every queued write is done; fill in run ids; raise the first write error."""
+        self._ops.put(("flush",))
+        self._answer("flushed")
 
     # -- experiments and runs
     def experiment_id(self, name: str) -> str:
@@ -232,51 +347,34 @@ class Tracker:
 
     def start_run(self, experiment_id: str, run_name: str, tags: Mapping[str, str] | None = None,
                   parent: RunHandle | None = None) -> RunHandle:
-        handle = RunHandle()
-        self._open.append(handle)
-
-        def job():
-            all_tags = {k: str(v) for k, v in (tags or {}).items()}
-            if parent is not None:
-                all_tags["mlflow.parentRunId"] = parent.run_id
-            run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-            handle.run_id = run.info.run_id
-
-        self._submit(job)
+        handle = self._handle()
+        all_tags = {k: str(v)[:5000] for k, v in (tags or {}).items()}
+        self._ops.put(("start", handle.hid, experiment_id, run_name, all_tags,
+                       parent.hid if parent is not None else None))
         return handle
 
     def resume_run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (e.g. a study's parent run on resume)."""
-        handle = RunHandle()
-        handle.run_id = run_id
-        self._submit(lambda: self.client.update_run(run_id, status="RUNNING"))
-        self._open.append(handle)
+        handle = self._handle(run_id)
+        self._ops.put(("resume", handle.hid, run_id))
         return handle
 
     def log(self, handle: RunHandle, *, params: Mapping[str, Any] | None = None,
             metrics: Mapping[str, float] | None = None, tags: Mapping[str, Any] | None = None,
             history: Mapping[str, list] | None = None, steps: list[int] | None = None) -> None:
-        """One batch: params, final metrics (step 0... or the last step), tags, per-step history."""
-        from mlflow.entities import Metric, Param, RunTag
-
-        def job():
-            now = int(time.time() * 1000)
-            ms = []
-            if history:
-                for key, values in history.items():
-                    for step, value in zip(steps, values):
-                        ms.append(Metric(key, _finite(value), now, int(step)))
-            last = int(steps[-1]) if steps else 0
-            for key, value in (metrics or {}).items():
-                ms.append(Metric(key, _finite(value), now, last))
-            ps = [Param(k, _param_str(v)) for k, v in (params or {}).items()]
-            ts = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
-            self.client.log_batch(handle.run_id, metrics=ms, params=ps, tags=ts)
-
-        self._submit(job)
+        """One batch: params, per-step history, final metrics (at the last step), tags."""
+        now = int(time.time() * 1000)
+        ms = []
+        for key, values in (history or {}).items():
+            ms += [(key, float(v), now, int(st)) for st, v in zip(steps, values)]
+        last = int(steps[-1]) if steps else 0
+        ms += [(key, float(v), now, last) for key, v in (metrics or {}).items()]
+        ps = [(k, _param_str(v)) for k, v in (params or {}).items()]
+        ts = [(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+        self._ops.put(("log", handle.hid, ms, ps, ts))
 
     def log_artifact(self, handle: RunHandle, path: str | Path, artifact_path: str | None = None) -> None:
-        self._submit(lambda: self.client.log_artifact(handle.run_id, str(path), artifact_path))
+        self._ops.put(("artifact", handle.hid, str(path), artifact_path))
 
     def end_run(self, handle: RunHandle, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""
@@ -285,28 +383,26 @@ class Tracker:
         handle.ended = True
         if handle in self._open:
             self._open.remove(handle)
-        self._submit(lambda: self.client.set_terminated(handle.run_id, status=status))
+        self._ops.put(("end", handle.hid, status))
 
     def close(self, status_for_open: str = "KILLED") -> None:
-        """Drain the queue, end runs still open (children first), stop the writer."""
+        """End runs still open (children first), write everything queued, stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
         for handle in reversed(list(self._open)):
             self.end_run(handle, status_for_open)
-        self._queue.put(None)
-        self._thread.join()
-        if self._errors:
-            self._raise_errors()
+        self._ops.put(("stop",))
+        try:
+            self._answer("stopped")
+        finally:
+            self._worker.join(timeout=30)
 
     def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close("KILLED" if exc_type is not None else "FINISHED")
-
-
-def _finite(value) -> float:
-    value = float(value)
-    # MLflow stores NaN; +-inf are clipped by some backends: keep them explicit.
-    return value
 
 
 def _param_str(value) -> str:
@@ -351,9 +447,10 @@ def _quote(value: str) -> str:
 
 
 def find_runs(tracker: Tracker, experiment_id: str, tags: Mapping[str, str],
-              status: str | None = None) -> list:
-    """Runs of an experiment whose tags equal `tags` (after the writer caught up)."""
-    tracker.flush()
+              status: str | None = None, flush: bool = True) -> list:
+    """Runs of an experiment whose tags equal `tags` (after the writer caught up, with flush)."""
+    if flush:
+        tracker.flush()
     clauses = [f"tags.`{k}` = {_quote(v)}" for k, v in tags.items()]
     if status:
         clauses.append(f"attributes.status = {_quote(status)}")

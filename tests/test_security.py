@@ -61,20 +61,14 @@ def test_mask_uri_none():
     assert mask_uri(None) is None
 
 
-@pytest.mark.xfail(
-    reason="mask_uri stops at the first '@': a raw '@' in a password leaks its tail "
-    "(reported; such URIs should percent-encode it as %40)"
-)
 def test_mask_uri_raw_at_sign_in_password():
     assert mask_uri("postgresql://u:p@ss@h/db") == "postgresql://u:***@h/db"
 
 
-@pytest.mark.xfail(reason="mask_uri does not mask libpq's ?password= query parameter (reported)")
 def test_mask_uri_password_query_parameter():
     assert "secret" not in mask_uri("postgresql://u@h/db?password=secret")
 
 
-@pytest.mark.xfail(reason="mask_uri masks a port when a later '@' appears in the path or query (reported)")
 def test_mask_uri_keeps_port_before_at_in_query():
     uri = "http://127.0.0.1:5000/#/experiments?q=a@b"
     assert mask_uri(uri) == uri
@@ -103,10 +97,6 @@ def test_bad_postgres_url_error_masks_the_password():
     assert "hunter2" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="tracking._check_reachable masks the URI it names but not MLflow's own message, "
-    "which repeats it with the password (reported: mask_uri(first) fixes it)"
-)
 def test_unreachable_tracking_server_error_masks_the_password(monkeypatch):
     from logreg.tracking import Tracker
 
