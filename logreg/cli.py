@@ -7,6 +7,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from logreg.config import DEVICE_NAMES, DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES
 from logreg.errors import LogregError
@@ -113,12 +114,134 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _add_sweep_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
+    p.add_argument("experiment", metavar="EXPERIMENT.toml", help="experiment file, e.g. experiments/default.toml")
+    p.add_argument("--n-trials", type=int, help="finished trials per cell (overrides the file)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (overrides the file)")
+    p.add_argument("--datasets", type=_csv, help="comma-separated, e.g. iris,digits")
+    p.add_argument("--impls", type=_csv, help="comma-separated subset of numpy,autograd,module")
+    p.add_argument("--optimizers", type=_csv, help="comma-separated subset of sgd,momentum,adam")
+    p.add_argument("--devices", type=_csv, help="comma-separated subset of cpu,cuda,auto")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage: a journal file path (default optuna-journal.log) or an RDB URL "
+                        "(sqlite:///optuna.db, postgresql://user@host/db)")
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    p.add_argument("--no-track", action="store_true", help="run without MLflow tracking")
+    p.add_argument("--no-plots", action="store_true", help="skip the per-study PNG artifacts")
+    if worker:
+        p.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
+    else:
+        p.add_argument("--workers", type=int, default=1,
+                       help="worker processes on this machine sharing each study (default 1)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--results-dir", default="results",
+                       help="summary tables go to RESULTS_DIR/<experiment>/ (default results)")
+
+
+def _experiment_from_args(args):
+    from logreg.experiment import load_experiment
+
+    exp = load_experiment(args.experiment)
+    return exp.override(n_trials=args.n_trials, epochs=args.epochs, datasets=args.datasets,
+                        impls=args.impls, optimizers=args.optimizers, devices=args.devices)
+
+
+def _override_args(args) -> list[str]:
+    out = []
+    for flag, value in (("--n-trials", args.n_trials), ("--epochs", args.epochs)):
+        if value is not None:
+            out += [flag, str(value)]
+    for flag, value in (("--datasets", args.datasets), ("--impls", args.impls),
+                        ("--optimizers", args.optimizers), ("--devices", args.devices)):
+        if value:
+            out += [flag, ",".join(value)]
+    if args.no_plots:
+        out.append("--no-plots")
+    return out
+
+
+def _check_devices(exp) -> None:
+    if "cuda" in exp.devices:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise LogregError("Device 'cuda' was requested but torch.cuda.is_available() is False on "
+                              "this machine. Use --devices cpu.")
+
+
+def cmd_sweep(args) -> int:
+    from logreg.sweep import SweepOptions, run_sweep, to_markdown
+    from logreg.tracking import mask_uri, resolve_tracking_uri
+
+    exp = _experiment_from_args(args)
+    _check_devices(exp)
+    if args.workers < 1:
+        raise LogregError(f"The 'workers' parameter must be an int >= 1. Got {args.workers} instead.")
+    opts = SweepOptions(storage=args.storage, tracking_uri=args.tracking_uri, track=not args.no_track,
+                        progress=not args.no_progress, plots=not args.no_plots,
+                        results_dir=Path(args.results_dir), workers=args.workers,
+                        worker_args=_override_args(args))
+    try:
+        summary = run_sweep(exp, opts)
+    except KeyboardInterrupt:
+        print("logreg: sweep interrupted: the running trials are marked failed and their MLflow runs "
+              "KILLED; completed trials are kept. Re-run the same command to resume.", file=sys.stderr)
+        return 130
+    print(to_markdown(summary))
+    out = Path(args.results_dir) / exp.name
+    print(f"Summary written to {out / 'summary.csv'} and {out / 'summary.md'}.")
+    if not args.no_track:
+        uri = resolve_tracking_uri(args.tracking_uri)
+        if uri.startswith(("http://", "https://")):
+            print(f"Browse the runs: open {mask_uri(uri)} (MLflow experiment {exp.name!r}).")
+        else:
+            print(f"Browse the runs: nox -s ui   (or: mlflow ui --backend-store-uri {mask_uri(uri)})")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from logreg.study import open_storage
+    from logreg.sweep import SweepOptions, _open_tracker, run_cells
+
+    exp = _experiment_from_args(args)
+    _check_devices(exp)
+    opts = SweepOptions(storage=args.storage, tracking_uri=args.tracking_uri, track=not args.no_track,
+                        progress=False, plots=not args.no_plots, finalize=not args.no_finalize)
+    storage = open_storage(args.storage)
+    tracker, experiment_id = _open_tracker(exp, opts)
+    interrupted = False
+    try:
+        from logreg.sweep import _SigtermAsInterrupt
+
+        with _SigtermAsInterrupt():
+            run_cells(exp, opts, storage, tracker, experiment_id)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("logreg: worker interrupted; completed trials are kept.", file=sys.stderr)
+        return 130
+    finally:
+        if tracker is not None:
+            tracker.close("KILLED" if interrupted else "FINISHED")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="logreg", description="Logistic regression benchmark suite.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("train", help="train one model and print its metrics")
     _add_train_args(p)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("sweep", help="run (or resume) an experiment's Optuna studies, tracked in MLflow")
+    _add_sweep_args(p, worker=False)
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("worker", help="join an experiment's studies from this process or machine")
+    _add_sweep_args(p, worker=True)
+    p.set_defaults(func=cmd_worker)
     p = sub.add_parser("datasets", help="list the built-in datasets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datasets)

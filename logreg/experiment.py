@@ -160,7 +160,7 @@ def _check_search(path: str, search: Any) -> dict:
             if key not in SEARCH_KEYS[opt]:
                 _fail(path, f"Unknown key {k!r}. Allowed keys for {opt}: {', '.join(SEARCH_KEYS[opt])}.")
             if key == "lr":
-                checked[key] = _range(path, k, value, low=0, high=1e3, log=True)
+                checked[key] = _range(path, k, value, low=0, high=1e9, log=True)
             elif key == "weight_decay":
                 checked[key] = _range(path, k, value, low=0, high=10, log=True)
             elif key in ("momentum", "beta1", "beta2"):

@@ -74,13 +74,26 @@ class _CellTracking:
         self.study_name = exp.study_name(cell)
         self.parent = None
 
-    def open_parent(self):
-        from logreg.tracking import environment_tags, find_runs
+    def open_parent(self, study) -> None:
+        """Find the study's parent run (resume) or create it; end runs a dead process left RUNNING.
+
+        Called before this process starts any run of the study, so every RUNNING
+        trial run whose Optuna trial is no longer running belongs to a process
+        that died (SIGKILL, power loss): it is ended as KILLED.
+        """
+        from logreg.tracking import end_stale_runs, environment_tags, find_runs
 
         if self.tracker is None:
             return
+        running = {t.number for t in study.get_trials(deepcopy=False)
+                   if t.state.name in ("RUNNING", "WAITING")}
+        stale = [r for r in find_runs(self.tracker, self.experiment_id,
+                                      {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
+                                      status="RUNNING", flush=False)
+                 if int(r.data.tags.get("logreg.trial_number", -1)) not in running]
+        end_stale_runs(self.tracker, stale, "KILLED", "its process died mid-trial")
         found = find_runs(self.tracker, self.experiment_id,
-                          {"logreg.study": self.study_name, "logreg.run_kind": "study"})
+                          {"logreg.study": self.study_name, "logreg.run_kind": "study"}, flush=False)
         if found:
             self.parent = self.tracker.resume_run(found[0].info.run_id)
             return
@@ -130,18 +143,9 @@ class _CellTracking:
     # -- the study's parent run
     def finalize(self, study, plots: bool, workdir: Path) -> None:
         from logreg import plots as pl
-        from logreg.tracking import end_stale_runs, find_runs
 
         if self.tracker is None or self.parent is None:
             return
-        # Child runs left RUNNING by a killed worker: their trials are no longer running.
-        running = {t.number for t in study.get_trials(deepcopy=False)
-                   if t.state.name in ("RUNNING", "WAITING")}
-        stale = [r for r in find_runs(self.tracker, self.experiment_id,
-                                      {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
-                                      status="RUNNING")
-                 if int(r.data.tags.get("logreg.trial_number", -1)) not in running]
-        end_stale_runs(self.tracker, stale, "KILLED", "worker died or was interrupted mid-trial")
         rows = st.study_frame(study)
         counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
         metrics = {f"n_{k.lower()}": float(v) for k, v in counts.items()}
@@ -223,7 +227,7 @@ def run_cells(exp: Experiment, opts: SweepOptions, storage, tracker, experiment_
             if progress:
                 progress.cells_done += 1
             continue
-        ct.open_parent()
+        ct.open_parent(study)
         best = [None]
         sign = 1 if exp.direction == "minimize" else -1
 
@@ -299,8 +303,9 @@ def run_sweep(exp: Experiment, opts: SweepOptions):
                 if opts.finalize and tracker is not None:
                     for cell in cells:
                         ct = _CellTracking(tracker, experiment_id, exp, cell)
-                        ct.open_parent()
-                        ct.finalize(st.open_study(exp, cell, storage), opts.plots, workdir)
+                        study = st.open_study(exp, cell, storage)
+                        ct.open_parent(study)  # also ends runs of workers that died
+                        ct.finalize(study, opts.plots, workdir)
             else:
                 run_cells(exp, opts, storage, tracker, experiment_id, progress, workdir)
     except KeyboardInterrupt:

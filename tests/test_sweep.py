@@ -39,9 +39,15 @@ def _runs(uri: str, name: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory):
+def shared_uri(tmp_path_factory):
+    """One SQLite MLflow store for the module (creating a store's schema costs seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory, shared_uri):
     d = tmp_path_factory.mktemp("sweep")
-    uri = f"sqlite:///{d}/mlflow.db"
+    uri = shared_uri
     storage = str(d / "optuna-journal.log")
     exp = load_experiment(SMOKE).override(n_trials=3)
     opts = SweepOptions(storage=storage, tracking_uri=uri, progress=False, results_dir=d / "results")
@@ -147,35 +153,34 @@ def test_resume_adds_only_missing_trials(smoke_sweep):
     assert len(_runs(smoke_sweep["uri"], "smoke")) == len(after)
 
 
-def _tiny(tmp_path, **extra):
-    raw = {"name": "tiny", "datasets": ["iris"], "impls": ["numpy"], "optimizers": ["sgd"], "n_trials": 4,
+def _tiny(tmp_path, name="tiny", **extra):
+    raw = {"name": name, "datasets": ["iris"], "impls": ["numpy"], "optimizers": ["sgd"], "n_trials": 4,
            "epochs": 10, "eval_every": 5, "pruner": {"name": "none"}, **extra}
     return validate(raw, str(tmp_path / "tiny.toml"))
 
 
-def test_divergence_is_failed_with_reason_and_never_best(tmp_path):
-    exp = _tiny(tmp_path, datasets=["digits"], search={"sgd": {"lr": [1e5, 1e6]}})
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
+    exp = _tiny(tmp_path, "diverge", datasets=["digits"], search={"sgd": {"lr": [1e5, 1e6]}})
+    uri = shared_uri
     storage = str(tmp_path / "j.log")
     summary = run_sweep(exp, SweepOptions(storage=storage, tracking_uri=uri, progress=False, plots=False,
                                           results_dir=None))
-    study = optuna.load_study(study_name="tiny/digits/numpy/sgd/cpu",
+    study = optuna.load_study(study_name="diverge/digits/numpy/sgd/cpu",
                               storage=optuna.storages.JournalStorage(
                                   optuna.storages.journal.JournalFileBackend(storage)))
     assert len(study.trials) == 4
     assert all(t.state.name == "FAIL" for t in study.trials)
     assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in study.trials)
-    runs = _runs(uri, "tiny")
+    runs = _runs(uri, "diverge")
     trials = runs[runs["tags.logreg.run_kind"] == "trial"]
     assert set(trials["status"]) == {"FAILED"}
     assert trials["tags.logreg.error"].str.contains("diverged").all()
     assert summary["test_accuracy"].isna().all()  # no best trial
 
 
-def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    import logreg.train
-
-    real_train = logreg.train.train
+def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch, shared_uri):
+    train_module = sys.modules["logreg.train"]
+    real_train = train_module.train
     calls = []
 
     def flaky(config, **kw):
@@ -184,12 +189,12 @@ def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch):
             raise RuntimeError("boom in trial")
         return real_train(config, **kw)
 
-    monkeypatch.setattr(logreg.train, "train", flaky)
-    exp = _tiny(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setattr(train_module, "train", flaky)
+    exp = _tiny(tmp_path, "raises")
+    uri = shared_uri
     run_sweep(exp, SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False,
                                 plots=False, results_dir=None))
-    runs = _runs(uri, "tiny")
+    runs = _runs(uri, "raises")
     trials = runs[runs["tags.logreg.run_kind"] == "trial"]
     failed = trials[trials["status"] == "FAILED"]
     assert len(failed) == 1 and "boom in trial" in failed.iloc[0]["tags.logreg.error"]
