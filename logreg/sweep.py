@@ -19,6 +19,9 @@ from logreg.data import load_split
 from logreg.errors import LogregError
 from logreg.experiment import Experiment
 
+# A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
+# process that died between the two writes (a live writer catches up within seconds).
+STALE_AFTER_S = 60.0
 TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "DIVERGED": "FAILED", "FAIL": "FAILED",
                 "INTERRUPTED": "KILLED"}
 
@@ -74,26 +77,58 @@ class _CellTracking:
         self.study_name = exp.study_name(cell)
         self.parent = None
 
+    def end_stale(self, study) -> int:
+        """End as KILLED the trial runs a dead process left RUNNING; return how many.
+
+        A RUNNING trial run is stale when its Optuna trial failed by heartbeat (its
+        process died: RDB storages), or finished more than STALE_AFTER_S ago. A run
+        whose trial another process is running, or has just finished, is left alone.
+        """
+        from logreg.tracking import end_stale_runs, find_runs
+
+        if self.tracker is None:
+            return 0
+        now = time.time()
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+
+        def stale(number: int) -> bool:
+            t = trials.get(number)
+            if t is None:
+                return True
+            if t.state.name in ("RUNNING", "WAITING"):
+                return False
+            if t.state.name == "FAIL" and "fail_reason" not in t.user_attrs:
+                return True  # failed by Optuna's heartbeat check: the process died
+            return t.datetime_complete is None or now - t.datetime_complete.timestamp() > STALE_AFTER_S
+
+        runs = find_runs(self.tracker, self.experiment_id,
+                         {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
+                         status="RUNNING", flush=False)
+        return end_stale_runs(self.tracker, [r for r in runs
+                                             if stale(int(r.data.tags.get("logreg.trial_number", -1)))],
+                              "KILLED", "its process died mid-trial")
+
+    def _parents(self) -> list:
+        from logreg.tracking import find_runs
+
+        found = find_runs(self.tracker, self.experiment_id,
+                          {"logreg.study": self.study_name, "logreg.run_kind": "study"}, flush=False)
+        # The oldest is the study's parent, whichever process asks (see open_parent).
+        return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+
     def open_parent(self, study) -> None:
         """Find the study's parent run (resume) or create it; end runs a dead process left RUNNING.
 
-        Called before this process starts any run of the study, so every RUNNING
-        trial run whose Optuna trial is no longer running belongs to a process
-        that died (SIGKILL, power loss): it is ended as KILLED.
+        Two processes that open a new study at the same moment may both create a
+        parent: each then keeps the oldest and deletes its own if it is not that one.
+        (`sweep --workers` creates the parents before its workers start.)
         """
-        from logreg.tracking import end_stale_runs, environment_tags, find_runs
+        from logreg.tracking import environment_tags
 
         if self.tracker is None:
             return
-        running = {t.number for t in study.get_trials(deepcopy=False)
-                   if t.state.name in ("RUNNING", "WAITING")}
-        stale = [r for r in find_runs(self.tracker, self.experiment_id,
-                                      {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
-                                      status="RUNNING", flush=False)
-                 if int(r.data.tags.get("logreg.trial_number", -1)) not in running]
-        end_stale_runs(self.tracker, stale, "KILLED", "its process died mid-trial")
-        found = find_runs(self.tracker, self.experiment_id,
-                          {"logreg.study": self.study_name, "logreg.run_kind": "study"}, flush=False)
+        self.end_stale(study)
+        found = self._parents()
         if found:
             self.parent = self.tracker.resume_run(found[0].info.run_id)
             return
@@ -105,6 +140,14 @@ class _CellTracking:
             "dataset": dataset, "impl": impl, "optimizer": optimizer, "device": device,
             "n_trials": self.exp.n_trials, "objective": self.exp.objective, "epochs": self.exp.epochs,
             "seed": self.exp.seed, "sampler": self.exp.sampler["name"], "pruner": self.exp.pruner["name"]})
+        self.tracker.flush()
+        oldest = self._parents()[0].info.run_id
+        if oldest != self.parent.run_id:  # another process created the parent first: use it
+            mine = self.parent.run_id
+            self.tracker.end_run(self.parent, "KILLED")
+            self.tracker.flush()
+            self.tracker.client.delete_run(mine)
+            self.parent = self.tracker.resume_run(oldest)
 
     # -- trial hooks (called by study.run_cell)
     def start(self, trial, config: TrainConfig):
@@ -224,6 +267,7 @@ def run_cells(exp: Experiment, opts: SweepOptions, storage, tracker, experiment_
         name = exp.study_name(cell)
         ct = _CellTracking(tracker, experiment_id, exp, cell)
         if st.count_finished(study) >= exp.n_trials:
+            ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
             if progress:
                 progress.cells_done += 1
             continue
@@ -242,11 +286,22 @@ def run_cells(exp: Experiment, opts: SweepOptions, storage, tracker, experiment_
         hooks = {"start": ct.start, "finish": ct.finish, "done": done}
         if progress:
             progress.cell(name, None)
-        st.run_cell(exp, cell, study, hooks)
+        # A failed MLflow write stops the sweep before the next trial (one clear error,
+        # exit 2) rather than running on untracked; completed trials are kept.
+        st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker))
         if progress:
             progress.cells_done += 1
         if opts.finalize:
             ct.finalize(study, opts.plots, workdir or Path(tempfile.mkdtemp()))
+
+
+def _tracking_failed(tracker):
+    def stop() -> bool:
+        if tracker is not None:
+            tracker.check()  # raises LogregError once a write has failed
+        return False
+
+    return stop
 
 
 def _spawn_workers(exp: Experiment, opts: SweepOptions, storage_url: str, tracking_uri: str | None,
@@ -269,11 +324,15 @@ def _spawn_workers(exp: Experiment, opts: SweepOptions, storage_url: str, tracki
             progress.trial(now - seen)
             progress.cell(f"{opts.workers} workers", None)
             seen = now
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM, or the storage lost: stop the workers too
         for p in procs:
-            p.send_signal(signal.SIGINT)
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
         for p in procs:
-            p.wait(timeout=60)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
         raise
     bad = [p.returncode for p in procs if p.returncode != 0]
     if bad:
@@ -299,12 +358,18 @@ def run_sweep(exp: Experiment, opts: SweepOptions):
                 if "://" not in storage_url:
                     storage_url = str(Path(storage_url).resolve())
                 uri = resolve_tracking_uri(opts.tracking_uri) if opts.track else None
+                # Parent runs first, so workers starting together find them instead of each
+                # creating its own.
+                cts = [_CellTracking(tracker, experiment_id, exp, cell) for cell in cells]
+                if tracker is not None:
+                    for ct in cts:
+                        ct.open_parent(st.open_study(exp, ct.cell, storage))
+                    tracker.flush()
                 _spawn_workers(exp, opts, storage_url, uri, progress, storage)
                 if opts.finalize and tracker is not None:
-                    for cell in cells:
-                        ct = _CellTracking(tracker, experiment_id, exp, cell)
-                        study = st.open_study(exp, cell, storage)
-                        ct.open_parent(study)  # also ends runs of workers that died
+                    for ct in cts:
+                        study = st.open_study(exp, ct.cell, storage)
+                        ct.end_stale(study)  # runs of workers that died
                         ct.finalize(study, opts.plots, workdir)
             else:
                 run_cells(exp, opts, storage, tracker, experiment_id, progress, workdir)
@@ -339,7 +404,7 @@ def sklearn_reference(dataset: str, exp: Experiment) -> float:
 def _hyperparams(params: dict[str, Any]) -> str:
     out = []
     for k, v in params.items():
-        out.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+        out.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
     return ", ".join(out)
 
 

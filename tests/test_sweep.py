@@ -347,3 +347,28 @@ def test_sweep_against_a_real_mlflow_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_optuna_dashboard_reads_the_default_storage(smoke_sweep):
+    import json
+    import urllib.request
+
+    port = _free_port()
+    dash = subprocess.Popen(["optuna-dashboard", smoke_sweep["storage"], "--host", "127.0.0.1", "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.load(r)
+                break
+            except OSError:
+                if time.time() > deadline or dash.poll() is not None:
+                    pytest.fail("optuna-dashboard did not answer")
+                time.sleep(0.3)
+        names = {s["study_name"] for s in body["study_summaries"]}
+        assert names == {smoke_sweep["exp"].study_name(c) for c in smoke_sweep["exp"].cells()}
+    finally:
+        dash.terminate()
+        dash.wait(timeout=30)
