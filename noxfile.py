@@ -67,3 +67,66 @@ def lint(session: nox.Session) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+# --- throughput, compare, benchmarks, CUDA (README: "Throughput and speed goals")
+
+BENCH_TOLERANCE = "min:100%"  # a benchmark fails when its min time doubles: holds on a shared 2-core VM
+
+
+@nox.session(default=False)
+def throughput(session: nox.Session) -> None:
+    """`logreg throughput`: n x d x impl x device grid into MLflow experiment 'throughput'; args go to it."""
+    install_project(session)
+    session.run("logreg", "throughput", *session.posargs)
+
+
+@nox.session(default=False)
+def compare(session: nox.Session) -> None:
+    """`logreg compare [URI ...] [--out DIR]`: tables and plots from one or more MLflow stores."""
+    install_project(session)
+    session.run("logreg", "compare", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """pytest-benchmark epochs, compared with results/benchmarks/<device>/ when a baseline is there.
+
+    LOGREG_BENCH_DEVICE=cpu (default) or cuda. Refresh a baseline:
+    `nox -s bench -- --benchmark-save=baseline` (then delete the older file). Args go to pytest.
+    """
+    install_project(session, "test")
+    device = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
+    storage = f"results/benchmarks/{device}"
+    args = ["tests/benchmarks", "--benchmark-enable", f"--benchmark-storage=file://{storage}",
+            "--benchmark-columns=min,median,iqr,rounds", "--benchmark-sort=fullname"]
+    saving = any(a.startswith("--benchmark-save") for a in session.posargs)
+    if not saving and any(os.scandir(storage) if os.path.isdir(storage) else ()):
+        args += ["--benchmark-compare", f"--benchmark-compare-fail={BENCH_TOLERANCE}"]
+    session.run("pytest", *args, *session.posargs, env={"LOGREG_BENCH_DEVICE": device})
+
+
+@nox.session(default=False, venv_backend="none")
+def cuda(session: nox.Session) -> None:
+    """On a GPU machine: CUDA tests, throughput grid + goals, a small sweep, benchmarks, compare.
+
+    Runs in the machine's own Python (no installs: GPU machines may reach no registry). Runs go
+    to stores/cuda/mlflow.db (copy it back); `nox -s cuda -- sqlite:///cpu.db` adds a CPU store
+    to the comparison written under results/compare/.
+    """
+    store = f"sqlite:///{os.path.abspath('stores/cuda/mlflow.db')}"
+    os.makedirs("stores/cuda", exist_ok=True)
+    session.run("python", "-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else "
+                "'torch.cuda.is_available() is False: run nox -s cuda on a GPU machine')")
+    session.run("python", "-m", "pytest", "-m", "cuda", "-q", "tests")
+    out = "results/throughput"
+    session.run("logreg", "throughput", "--devices", "cuda", "--tracking-uri", store, "--out", out)
+    session.run("logreg", "throughput", "--goals", "--devices", "cuda", "--out", out)
+    experiment = "experiments/cuda_smoke.toml"
+    if not os.path.exists(experiment):
+        experiment = "experiments/smoke.toml"
+    session.run("logreg", "sweep", experiment, "--devices", "cuda", "--tracking-uri", store)
+    session.run("python", "-m", "pytest", "tests/benchmarks", "--benchmark-enable",
+                "--benchmark-storage=file://results/benchmarks/cuda", "--benchmark-save=cuda",
+                env={"LOGREG_BENCH_DEVICE": "cuda"})
+    session.run("logreg", "compare", store, *session.posargs, "--out", "results/compare")

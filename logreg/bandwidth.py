@@ -9,6 +9,7 @@ buffer much larger than the CPU's caches (or on the GPU, larger than its L2).
 from __future__ import annotations
 
 import functools
+import os
 import statistics
 import time
 
@@ -41,13 +42,23 @@ def default_buffer_bytes(device: str) -> int:
 
 def time_read(device: str, nbytes: int | None = None) -> tuple[float, int]:
     """Seconds for one reduction over a large buffer on `device`, and the buffer's bytes."""
+    import torch
+
     nbytes = default_buffer_bytes(device) if nbytes is None else nbytes
     buf = _buffer(device, nbytes)
-    synchronize(device)
-    t0 = time.perf_counter()
-    buf.sum()
-    synchronize(device)  # on CUDA the clock is read only after the kernel finished
-    return time.perf_counter() - t0, buf.numel() * 4
+    # The device's bandwidth needs every core reading, whatever torch.set_num_threads says.
+    threads = torch.get_num_threads()
+    if not device.startswith("cuda"):
+        torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        synchronize(device)
+        t0 = time.perf_counter()
+        buf.sum()
+        synchronize(device)  # on CUDA the clock is read only after the kernel finished
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    return seconds, buf.numel() * 4
 
 
 def read_bandwidth(device: str, repeats: int = 5, nbytes: int | None = None) -> float:

@@ -15,6 +15,7 @@ Also here: the speed goals (`--goals`) and the time to target (`--time-to-target
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -225,10 +226,30 @@ def run_cell(
         "bandwidth_fraction": effective / device_bw,
         "roofline_ratio": device_bw / effective,
         "bandwidth_buffer_bytes": default_buffer_bytes(device),
+        # Context for noisy shared machines: runnable processes per core, averaged over a minute.
+        "host_load_per_core": os.getloadavg()[0] / (os.cpu_count() or 1),
+        "torch_threads": _torch_threads(),
     }
 
 
-PARAM_KEYS = ("impl", "device", "n", "d", "dtype", "batch_size", "optimizer", "warmup", "repeats")
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+PARAM_KEYS = (
+    "impl",
+    "device",
+    "n",
+    "d",
+    "dtype",
+    "batch_size",
+    "optimizer",
+    "warmup",
+    "repeats",
+    "torch_threads",
+)
 METRIC_KEYS = (
     "epoch_seconds_median",
     "epoch_seconds_min",
@@ -238,6 +259,7 @@ METRIC_KEYS = (
     "device_bandwidth_gbs",
     "bandwidth_fraction",
     "roofline_ratio",
+    "host_load_per_core",
 )
 
 
@@ -459,7 +481,10 @@ def run_goals(devices: Sequence[str], out: Path | None, echo: Callable[[str], No
             md = [
                 f"# Speed goals on {device} ({environment_tags(device)['logreg.device_name']})\n",
                 "Roofline: full-batch epoch time / one read of X at the read bandwidth measured in "
-                "the same run (median of interleaved reduction + epoch pairs).\n",
+                "the same run (median of interleaved reduction + epoch pairs). host_load_per_core: "
+                "the 1-minute load average / cores when the row finished (above 1, other processes "
+                "competed for the cores). Made by `logreg throughput --goals --devices "
+                f"{device} --out results/throughput`.\n",
                 markdown_table(
                     roof,
                     [
@@ -471,11 +496,14 @@ def run_goals(devices: Sequence[str], out: Path | None, echo: Callable[[str], No
                         "roofline_ratio",
                         "target",
                         "met",
+                        "host_load_per_core",
+                        "torch_threads",
                     ],
                     {
                         "epoch_seconds_median": lambda v: f"{v * 1e3:.2f} ms",
                         "device_bandwidth_gbs": lambda v: f"{v:.1f} GB/s",
                         "roofline_ratio": lambda v: f"{v:.2f}x",
+                        "host_load_per_core": lambda v: f"{v:.1f}",
                     },
                 ),
             ]
@@ -678,6 +706,12 @@ def add_parser(sub) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--max-gib", type=float, default=8.0, help="skip cells whose X is larger")
     p.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch.set_num_threads(N) first (default: torch's own, one per core); on a "
+        "loaded shared machine 1 avoids stalls in multi-threaded kernels",
+    )
+    p.add_argument(
         "--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
     )
     p.add_argument("--no-track", action="store_true", help="run without MLflow")
@@ -700,6 +734,10 @@ def cmd_throughput(args) -> int:
     import torch
 
     devices = args.devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
+    if args.torch_threads is not None:
+        if args.torch_threads < 1:
+            raise LogregError(f"The 'torch_threads' parameter must be an int >= 1. Got {args.torch_threads}.")
+        torch.set_num_threads(args.torch_threads)
     cfg = ThroughputConfig(
         sizes=args.sizes,
         dims=args.dims,

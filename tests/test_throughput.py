@@ -116,6 +116,7 @@ def test_cli_logs_runs_to_mlflow(run_cli, tmp_path):
         (["--devices", "tpu"], r"'devices' parameter must be a list of cpu, cuda"),
         (["--dtype", "float16"], r"'dtype' parameter must be one of float32, float64"),
         (["--repeats", "0"], r"'repeats' parameter must be whole numbers >= 1"),
+        (["--torch-threads", "0"], r"'torch_threads' parameter must be an int >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(run_cli, args, match):

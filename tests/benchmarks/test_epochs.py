@@ -1,0 +1,73 @@
+"""pytest-benchmark: one training epoch per implementation x {small, large} x device.
+
+Outside the default test run; `nox -s bench` runs it (see README, "Benchmarks").
+The device comes from LOGREG_BENCH_DEVICE (cpu by default, or cuda), so that each
+device keeps its own baseline folder under results/benchmarks/<device>/.
+CUDA work is synchronised inside the benchmarked function (pytest-benchmark reads
+a wall clock). The tutorial loop and a plain reduction over a large buffer run
+beside the epochs: the references of the speed goals.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from logreg.bandwidth import synchronize, time_read
+from logreg.throughput import _make_model, _tutorial_loop
+
+DEVICE = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
+if DEVICE == "cuda" and not torch.cuda.is_available():
+    pytest.skip("LOGREG_BENCH_DEVICE=cuda but torch.cuda.is_available() is False", allow_module_level=True)
+
+SIZES = {
+    "small": "blobs",  # 1200 training rows x 2: per-call overhead
+    "large": "synthetic:n=1000000,d=100",  # 600k x 100 float32: memory bandwidth (CPU)
+}
+if DEVICE == "cuda":
+    SIZES["large"] = "synthetic:n=16666667,d=100"  # 10^7 training rows on the GPU
+IMPLS = ["numpy", "autograd", "module"] if DEVICE == "cpu" else ["autograd", "module"]
+
+
+def _split(dataset):
+    from logreg.config import TrainConfig
+    from logreg.data import load_split
+
+    return load_split(TrainConfig(dataset=dataset))
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("impl", IMPLS)
+def test_epoch(benchmark, impl, size):
+    split = _split(SIZES[size])
+    model = _make_model(impl, DEVICE, "float32", split.n_features, None, "momentum")
+    data = model.put(split.X_train, split.y_train)
+    before = model.get_params()[0].copy()
+
+    def epoch():
+        model.train_epoch(data, None)
+        model.synchronize()  # CUDA: the kernels are done before the clock is read
+
+    benchmark.extra_info.update(device=DEVICE, dataset=SIZES[size], rows=len(split.y_train))
+    benchmark.pedantic(epoch, rounds=30 if size == "large" else 300, warmup_rounds=3)
+    assert (model.get_params()[0] != before).any()  # the epochs really trained
+
+
+def test_tutorial_loop_epoch(benchmark):
+    """The classic tutorial epoch on blobs (2->5->1 Linear + Sigmoid, BCELoss, SGD momentum), CPU."""
+    split = _split("blobs")
+    epoch = _tutorial_loop(split.X_train, split.y_train)
+    benchmark.pedantic(epoch, rounds=300, warmup_rounds=3)
+
+
+def test_read_bandwidth_reduction(benchmark):
+    """One sum over the bandwidth buffer (256 MiB CPU, 2 GiB CUDA): the roofline's denominator."""
+
+    def read():
+        time_read(DEVICE)
+        synchronize(DEVICE)
+
+    benchmark.pedantic(read, rounds=30, warmup_rounds=2)
+    benchmark.extra_info.update(device=DEVICE, bytes=time_read(DEVICE)[1])
