@@ -1,9 +1,9 @@
 """Throughput: samples per second and the memory roofline, per implementation x size x device.
 
 Each cell times `model.train_epoch` on synthetic data of n rows and d features:
-a few warm-up epochs, then `repeats` epochs, each preceded by one reduction over
-a large buffer on the same device (the read bandwidth, measured side by side
-with the epochs it is compared with). CUDA is synchronised before every clock
+a few warm-up epochs, then `repeats` epochs, with `repeats` reductions over a
+large buffer on the same device just before and just after them (the read
+bandwidth, measured side by side with the epochs it is compared with). CUDA is synchronised before every clock
 read. Reported per cell: the median epoch time, samples per second, the
 effective bandwidth (bytes of X per epoch / epoch time) and its fraction of the
 measured device bandwidth, and `roofline_ratio` = epoch time / time of one read
@@ -201,9 +201,13 @@ def run_cell(
         seconds, nbytes = time_read(device)
         return nbytes / seconds
 
-    epoch, device_bw, times = time_epochs(
-        model, data, n, batch_size, device, warmup, repeats, seed, interleave=bandwidth
-    )
+    # The read bandwidth is measured just before and just after the epochs (the
+    # median of both sets), not between them: torch's OpenMP threads keep spinning
+    # for milliseconds after a parallel reduction and would slow the next epoch.
+    reads = [bandwidth() for _ in range(repeats)]
+    epoch, _, times = time_epochs(model, data, n, batch_size, device, warmup, repeats, seed)
+    reads += [bandwidth() for _ in range(repeats)]
+    device_bw = statistics.median(reads)
     x_bytes = n * d * np.dtype(dtype).itemsize
     effective = x_bytes / epoch
     mini = batch_size is not None and batch_size < n
@@ -432,7 +436,7 @@ def small_data_overhead(rounds: int = 5, epochs: int = 200, echo: Callable[[str]
 
 def roofline(device: str, dataset: str, rounds: int = 9, echo: Callable[[str], None] = print):
     """Goals 1 and 4: full-batch epoch time / time of one read of X at the bandwidth measured
-    side by side (a reduction before every epoch)."""
+    side by side (reductions just before and just after the epochs)."""
     from logreg.config import TrainConfig
     from logreg.data import load_split
 
@@ -481,7 +485,7 @@ def run_goals(devices: Sequence[str], out: Path | None, echo: Callable[[str], No
             md = [
                 f"# Speed goals on {device} ({environment_tags(device)['logreg.device_name']})\n",
                 "Roofline: full-batch epoch time / one read of X at the read bandwidth measured in "
-                "the same run (median of interleaved reduction + epoch pairs). host_load_per_core: "
+                "the same run (median of reductions just before and after the epochs). host_load_per_core: "
                 "the 1-minute load average / cores when the row finished (above 1, other processes "
                 "competed for the cores). Made by `logreg throughput --goals --devices "
                 f"{device} --out results/throughput`.\n",
@@ -565,7 +569,7 @@ def time_to_target(
             "test_accuracy": optimum,
             "seconds": lbfgs_s,
             "reached": True,
-            "epochs": int(lbfgs.n_iter_[0]),
+            "epochs_run": int(lbfgs.n_iter_[0]),
         }
     )
     echo(f"lbfgs: test accuracy {optimum:.4f} in {lbfgs_s:.2f} s; target {target:.4f}")
@@ -582,7 +586,7 @@ def time_to_target(
             "test_accuracy": acc,
             "seconds": sgdc_s,
             "reached": acc >= target,
-            "epochs": int(sgdc.n_iter_),
+            "epochs_run": int(sgdc.n_iter_),
         }
     )
     echo(f"SGDClassifier: test accuracy {acc:.4f} in {sgdc_s:.2f} s")
@@ -611,7 +615,7 @@ def time_to_target(
                         "test_accuracy": res.metrics["test_accuracy"],
                         "seconds": ttt if reached else res.timings["fit_seconds"],
                         "reached": reached,
-                        "epochs": res.timings["epochs_run"],
+                        "epochs_run": res.timings["epochs_run"],
                     }
                 )
                 echo(
@@ -650,7 +654,7 @@ def write_time_to_target(rows, out: Path, dataset: str = GOAL_DATASET) -> None:
                 "optimizer",
                 "lr",
                 "batch_size",
-                "epochs",
+                "epochs_run",
                 "test_accuracy",
                 "seconds",
                 "ratio_to_lbfgs",

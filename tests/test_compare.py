@@ -44,6 +44,8 @@ def _row(impl, device, n, sps):
         "device_bandwidth_gbs": 10.0,
         "bandwidth_fraction": 0.1,
         "roofline_ratio": 10.0,
+        "host_load_per_core": 0.5,
+        "torch_threads": 2,
     }
 
 

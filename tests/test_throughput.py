@@ -170,3 +170,30 @@ def test_run_cell_on_cuda(impl):
     row = tp.run_cell(impl, "cuda", X, y, "float32", None, warmup=1, repeats=3)
     assert row["device"] == "cuda" and row["samples_per_second"] > 0
     assert 0 < row["bandwidth_fraction"] < 10
+
+
+def test_numpy_full_batch_split_across_cores_gives_the_serial_gradient(monkeypatch):
+    """The threaded full-batch path (large data) must match the serial one and autograd."""
+    import logreg.impls as impls
+    import logreg.impls.numpy_impl as numpy_impl
+
+    X, y = tp.synthetic_xy(3000, 6, seed=3, dtype="float64")
+    monkeypatch.setattr(impls, "CPU_BLOCK_BYTES", 64 * 7 * 8)  # 64-row blocks: 47 of them
+    monkeypatch.setattr(numpy_impl, "_CORES", 2)  # two parts even on a one-core machine
+    params = {}
+    for name, min_blocks in (("threads", 1), ("serial", 10**9)):
+        monkeypatch.setattr(numpy_impl, "MIN_BLOCKS_PER_THREAD", min_blocks)
+        model = tp._make_model("numpy", "cpu", "float64", 6, None, "adam")
+        data = model.put(X, y)
+        for _ in range(3):
+            model.train_epoch(data, None)
+        params[name] = np.concatenate([p.ravel() for p in model.get_params()])
+    reference = tp._make_model("autograd", "cpu", "float64", 6, None, "adam")
+    data = reference.put(X, y)
+    for _ in range(3):
+        reference.train_epoch(data, None)
+    expected = np.concatenate([p.ravel() for p in reference.get_params()])
+    np.testing.assert_allclose(params["threads"], params["serial"], rtol=1e-12)
+    np.testing.assert_allclose(params["threads"], expected, rtol=1e-9)
+    initial = tp._make_model("numpy", "cpu", "float64", 6, None, "adam").W1.ravel()
+    assert not np.allclose(params["threads"], initial)  # the epochs did train

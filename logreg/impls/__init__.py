@@ -39,12 +39,12 @@ IMPLS = {"numpy": _numpy, "autograd": _autograd, "module": _module}
 # Rows per block when a full-batch epoch runs block by block on the CPU: the
 # forward product and the gradient product of one block are done while the
 # block is still in cache, so X is read from memory once per epoch, not twice.
-# NumPy: about one core's L2 (1 MiB on the 2-core machine we tuned on); smaller
-# blocks pay the per-call cost of a dozen NumPy calls too often, larger ones
-# fall out of L2. Torch: autograd's forward + backward costs tens of
+# NumPy: most of one core's L2 (1 MiB on the 2-core machine we tuned on, where
+# 768 KiB measured best); smaller blocks pay the per-call cost of a dozen NumPy
+# calls too often, larger ones fall out of L2. Torch: autograd's forward + backward costs tens of
 # microseconds per block, so its blocks are larger (still L3-resident).
 # `logreg throughput --block-bytes` measures other sizes.
-CPU_BLOCK_BYTES = 1024 * 1024
+CPU_BLOCK_BYTES = 768 * 1024
 TORCH_CPU_BLOCK_BYTES = 8 * 1024 * 1024
 
 

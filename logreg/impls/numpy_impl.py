@@ -19,6 +19,9 @@ matrix product then gives both gradients, and the optimizer updates one array.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from logreg.impls import batches, block_rows
@@ -40,6 +43,21 @@ def _sigmoid_inplace(z):
     z *= 0.5
     z += 0.5
     return z
+
+
+_POOL: ThreadPoolExecutor | None = None
+_CORES = os.cpu_count() or 1  # read once: os.cpu_count() reads a file (microseconds)
+# A full batch is split across the cores only when each core gets at least this
+# many blocks: below that, the threads' start-up costs more than they save.
+MIN_BLOCKS_PER_THREAD = 8
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One thread per core, shared by every Model (NumPy's matmul and ufuncs release the GIL)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_CORES, thread_name_prefix="logreg-numpy")
+    return _POOL
 
 
 def _softmax(Z):
@@ -80,29 +98,46 @@ class Model:
             Y[np.arange(len(y)), y] = 1
         return X1, Y, np.asarray(y)
 
-    def _residual(self, X1b, Yb):
+    def _residual(self, X1b, Yb, buf=None):
         # Steps 1 and 3: R = P - Y, computed in a reused buffer.
         m = len(X1b)
-        if len(self._Z) < m:
-            self._Z = np.empty((m, self.W1.shape[1]), dtype=self.dtype)
-        Z = np.matmul(X1b, self.W1, out=self._Z[:m])
+        if buf is None:
+            if len(self._Z) < m:
+                self._Z = np.empty((m, self.W1.shape[1]), dtype=self.dtype)
+            buf = self._Z
+        Z = np.matmul(X1b, self.W1, out=buf[:m])
         P = _sigmoid_inplace(Z) if self.binary else _softmax(Z)
         P -= Yb
         return P
+
+    def _gradient_sum(self, X1, Y):
+        # Steps 1-4 over some rows, block by block: each block's two products run
+        # while it is in cache, so these rows are read from memory once.
+        G = None
+        buf = np.empty((min(self.block, len(X1)), self.W1.shape[1]), dtype=self.dtype)
+        for rows in batches(len(X1), None, None, self.block):
+            X1b = X1[rows]
+            R = self._residual(X1b, Y[rows], buf)
+            if G is None:
+                G = X1b.T @ R
+            else:
+                G += X1b.T @ R
+        return G
 
     def train_epoch(self, data, order=None) -> None:
         X1, Y, _ = data
         n = len(X1)
         if order is None:
-            # Full batch, block by block: each block's two products run while it is in cache.
-            G = None
-            for rows in batches(n, None, None, self.block):
-                X1b = X1[rows]
-                R = self._residual(X1b, Y[rows])
-                if G is None:
-                    G = X1b.T @ R  # step 4 for the first block ...
-                else:
-                    G += X1b.T @ R  # ... summed over the others
+            # Full batch. One core cannot read memory at the machine's bandwidth, so
+            # large batches are split in contiguous parts, one per core, whose
+            # gradient sums are added up (step 4 is a sum over rows).
+            threads = min(_CORES, n // (self.block * MIN_BLOCKS_PER_THREAD))
+            if threads <= 1:
+                G = self._gradient_sum(X1, Y)
+            else:
+                bounds = np.linspace(0, n, threads + 1).astype(int)
+                parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+                G = sum(_pool().map(lambda p: self._gradient_sum(X1[p], Y[p]), parts))
             G /= n
             self.opt.step([G])
             return

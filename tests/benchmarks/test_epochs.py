@@ -19,6 +19,11 @@ from logreg.bandwidth import synchronize, time_read
 from logreg.throughput import _make_model, _tutorial_loop
 
 DEVICE = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
+# torch's CPU kernels use every core; on a shared machine whose other core is busy,
+# a multi-threaded kernel waits for a descheduled thread and one epoch takes 10-100x
+# longer (seen here: log_sigmoid_forward parallelises even 1200 elements). One thread
+# keeps the baseline comparable; LOGREG_BENCH_TORCH_THREADS=0 keeps torch's default.
+TORCH_THREADS = int(os.environ.get("LOGREG_BENCH_TORCH_THREADS", "1"))
 if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip("LOGREG_BENCH_DEVICE=cuda but torch.cuda.is_available() is False", allow_module_level=True)
 
@@ -29,6 +34,15 @@ SIZES = {
 if DEVICE == "cuda":
     SIZES["large"] = "synthetic:n=16666667,d=100"  # 10^7 training rows on the GPU
 IMPLS = ["numpy", "autograd", "module"] if DEVICE == "cpu" else ["autograd", "module"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_threads():
+    before = torch.get_num_threads()
+    if TORCH_THREADS > 0:
+        torch.set_num_threads(TORCH_THREADS)
+    yield
+    torch.set_num_threads(before)
 
 
 def _split(dataset):
@@ -50,7 +64,9 @@ def test_epoch(benchmark, impl, size):
         model.train_epoch(data, None)
         model.synchronize()  # CUDA: the kernels are done before the clock is read
 
-    benchmark.extra_info.update(device=DEVICE, dataset=SIZES[size], rows=len(split.y_train))
+    benchmark.extra_info.update(
+        device=DEVICE, dataset=SIZES[size], rows=len(split.y_train), torch_threads=torch.get_num_threads()
+    )
     benchmark.pedantic(epoch, rounds=30 if size == "large" else 300, warmup_rounds=3)
     assert (model.get_params()[0] != before).any()  # the epochs really trained
 
