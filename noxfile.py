@@ -61,6 +61,13 @@ def server(session: nox.Session) -> None:
     session.run("logreg", "server", *session.posargs)
 
 
+@nox.session(default=False)
+def overhead(session: nox.Session) -> None:
+    """Tracking + storage overhead of a sweep vs tracking off vs the stock MLflowCallback pattern."""
+    install_project(session, "test")
+    session.run("python", "tests/benchmarks/tracking_overhead.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
@@ -71,7 +78,7 @@ def lint(session: nox.Session) -> None:
 
 # --- throughput, compare, benchmarks, CUDA (README: "Throughput and speed goals")
 
-BENCH_TOLERANCE = "min:100%"  # fails when an epoch's best time doubles; holds on the shared 2-core VM
+BENCH_TOLERANCE = "min:150%"  # fails when a best time gets 2.5x slower; holds on the shared 2-core VM
 
 
 @nox.session(default=False)
@@ -92,7 +99,7 @@ def compare(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """pytest-benchmark epochs, compared with results/benchmarks/<device>/ when a baseline is there.
 
-    LOGREG_BENCH_DEVICE=cpu (default) or cuda; LOGREG_BENCH_TOLERANCE (default min:100%);
+    LOGREG_BENCH_DEVICE=cpu (default) or cuda; LOGREG_BENCH_TOLERANCE (default min:150%);
     LOGREG_BENCH_TORCH_THREADS (default 1; 0 keeps torch's). Refresh a baseline (README,
     "Benchmarks"): delete results/benchmarks/<device>/, then `nox -s bench -- --benchmark-save=baseline`.
     """

@@ -288,7 +288,7 @@ def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print)
                 sweeps,
                 {
                     "test_accuracy": lambda v: f"{v:.4f}",
-                    "fit_seconds": lambda v: f"{v:.3f}",
+                    "fit_seconds": lambda v: f"{v:.3g}",
                     "val_loss": lambda v: f"{v:.4f}",
                 },
             )

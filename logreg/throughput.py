@@ -466,7 +466,9 @@ def roofline(device: str, dataset: str, rounds: int = 9, echo: Callable[[str], N
     return rows
 
 
-def run_goals(devices: Sequence[str], out: Path | None, echo: Callable[[str], None] = print):
+def run_goals(
+    devices: Sequence[str], out: Path | None, echo: Callable[[str], None] = print, command: str = ""
+):
     """Goals 1, 2 (CPU) and 4 (CUDA), each ratio measured side by side in one run."""
     from logreg.tracking import environment_tags
 
@@ -487,8 +489,7 @@ def run_goals(devices: Sequence[str], out: Path | None, echo: Callable[[str], No
                 "Roofline: full-batch epoch time / one read of X at the read bandwidth measured in "
                 "the same run (median of reductions just before and after the epochs). host_load_per_core: "
                 "the 1-minute load average / cores when the row finished (above 1, other processes "
-                "competed for the cores). Made by `logreg throughput --goals --devices "
-                f"{device} --out results/throughput`.\n",
+                f"competed for the cores). Made by `{command}`.\n",
                 markdown_table(
                     roof,
                     [
@@ -632,7 +633,7 @@ def time_to_target(
     return rows
 
 
-def write_time_to_target(rows, out: Path, dataset: str = GOAL_DATASET) -> None:
+def write_time_to_target(rows, out: Path, dataset: str = GOAL_DATASET, command: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "time_to_target.csv")
     best: dict[tuple, dict] = {}
@@ -646,7 +647,8 @@ def write_time_to_target(rows, out: Path, dataset: str = GOAL_DATASET) -> None:
         f"# Time to target on {dataset}\n",
         f"Target: test accuracy >= {target:.4f} (scikit-learn lbfgs optimum - 0.002). Seconds of "
         "training until an epoch-end evaluation first reaches it (evaluation excluded); the best "
-        "setting per implementation x optimizer (all settings in time_to_target.csv).\n",
+        "setting per implementation x optimizer (all settings in time_to_target.csv). "
+        f"Made by `{command}`.\n",
         markdown_table(
             list(best.values()),
             [
@@ -734,6 +736,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_throughput)
 
 
+def _command(args, mode: str) -> str:
+    """The command line that reproduces a results file."""
+    parts = ["logreg throughput", mode]
+    if args.devices:
+        parts.append("--devices " + ",".join(args.devices))
+    if args.torch_threads is not None:
+        parts.append(f"--torch-threads {args.torch_threads}")
+    parts.append(f"--out {args.out}")
+    return " ".join(parts)
+
+
 def cmd_throughput(args) -> int:
     import torch
 
@@ -755,12 +768,12 @@ def cmd_throughput(args) -> int:
         max_gib=args.max_gib,
     )
     if args.goals:
-        run_goals(cfg.devices, args.out)
+        run_goals(cfg.devices, args.out, command=_command(args, "--goals"))
         return 0
     if args.time_to_target:
         rows = time_to_target(impls=cfg.impls)
         if args.out is not None:
-            write_time_to_target(rows, args.out)
+            write_time_to_target(rows, args.out, command=_command(args, "--time-to-target"))
         return 0
     rows = run_throughput(cfg, args.tracking_uri, track=not args.no_track)
     if args.out is not None:
