@@ -7,7 +7,9 @@ One study per cell (dataset x impl x optimizer x device), named
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import warnings
 import zlib
 from collections.abc import Callable
@@ -19,8 +21,59 @@ from logreg.errors import LogregError
 from logreg.experiment import Experiment
 
 DEFAULT_STORAGE = "optuna-journal.log"  # in the working directory, git-ignored
-HEARTBEAT_INTERVAL = 10  # seconds (RDB storages only)
-GRACE_PERIOD = 30  # a RUNNING trial with no heartbeat for this long is stale
+HEARTBEAT_INTERVAL = 10  # seconds (RDB storages only); env LOGREG_HEARTBEAT_INTERVAL overrides
+GRACE_PERIOD = 30  # a RUNNING trial with no heartbeat for this long is stale; env LOGREG_GRACE_PERIOD
+
+
+def _env_seconds(name: str, default: int) -> int:
+    """A whole number of seconds >= 1 from the environment (tests shorten the heartbeat)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise LogregError(f"The environment variable {name} must be a whole number of seconds >= 1. "
+                          f"Got {text!r} instead.")
+    return value
+
+
+@contextlib.contextmanager
+def storage_errors(storage):
+    """Turn a lost Optuna database (server down, connection dropped) into one clear LogregError."""
+    try:
+        yield
+    except LogregError:
+        raise
+    except Exception as exc:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        # Optuna may replace the storage error while handling it (an AssertionError in its
+        # trial post-processing when the final state cannot be read back): look down the chain.
+        cause: BaseException | None = exc
+        for _ in range(6):
+            if cause is None or isinstance(cause, (SQLAlchemyError, StorageInternalError, OSError)):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if cause is None or not isinstance(cause, (SQLAlchemyError, StorageInternalError, OSError)):
+            raise
+        exc = cause
+        from logreg.tracking import mask_uri
+
+        if isinstance(exc, StorageInternalError) and exc.__cause__ is not None:
+            exc = exc.__cause__  # Optuna's wrapper says only "an exception is raised during the commit"
+
+        backend = getattr(storage, "_backend", storage)  # create_study's cache wraps RDBStorage
+        url = getattr(getattr(backend, "engine", None), "url", None)
+        where = mask_uri(url.render_as_string(hide_password=False)) if url is not None else "storage"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LogregError(
+            f"Lost the Optuna storage {where}: {mask_uri(first)[:200]}. Completed trials are kept; "
+            "check that the database is reachable, then re-run to resume."
+        ) from None
 
 
 def _optuna():
@@ -54,12 +107,15 @@ def open_storage(url: str | None):
                               "Check the --storage path.") from None
     from logreg.tracking import mask_uri
 
+    heartbeat = _env_seconds("LOGREG_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
+    grace = _env_seconds("LOGREG_GRACE_PERIOD", GRACE_PERIOD)
+    _quiet_heartbeat_thread()
     try:
         return optuna.storages.RDBStorage(
             url,
             engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
         )
     except Exception as exc:  # sqlalchemy errors: unreachable server, bad URL, missing driver
@@ -68,6 +124,30 @@ def open_storage(url: str | None):
             f"Cannot open the Optuna storage {mask_uri(url)}: {mask_uri(first)[:200]}. "
             "Check --storage (is the database server running?)."
         ) from None
+
+
+def _quiet_heartbeat_thread() -> None:
+    """A lost database kills Optuna's heartbeat thread with a traceback on stderr; keep it quiet.
+
+    The trial's own next write fails too, and storage_errors reports that as one line.
+    """
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "logreg_heartbeat", False):
+        return
+
+    def hook(args) -> None:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        lost = isinstance(args.exc_value, (SQLAlchemyError, StorageInternalError))
+        if lost and "_record_heartbeat" in (getattr(args.thread, "name", "") or ""):
+            return
+        previous(args)
+
+    hook.logreg_heartbeat = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _journal_backend(path: str):
@@ -134,9 +214,10 @@ def open_study(exp: Experiment, cell, storage):
     """Create the cell's study, or load it to resume (load_if_exists)."""
     optuna = _optuna()
     name = exp.study_name(cell)
-    return optuna.create_study(storage=storage, study_name=name, direction=exp.direction,
-                               sampler=make_sampler(exp, name), pruner=make_pruner(exp),
-                               load_if_exists=True)
+    with storage_errors(storage):
+        return optuna.create_study(storage=storage, study_name=name, direction=exp.direction,
+                                   sampler=make_sampler(exp, name), pruner=make_pruner(exp),
+                                   load_if_exists=True)
 
 
 def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
@@ -173,7 +254,9 @@ def count_finished(study) -> int:
     """
     optuna = _optuna()
     n = 0
-    for t in study.get_trials(deepcopy=False):
+    with storage_errors(study._storage):  # noqa: SLF001
+        trials = study.get_trials(deepcopy=False)
+    for t in trials:
         if t.state in finished_states() or (
                 t.state == optuna.trial.TrialState.FAIL
                 and str(t.user_attrs.get("fail_reason", "")).startswith("diverged")):
@@ -207,7 +290,11 @@ def run_cell(exp: Experiment, cell, study, objective_hooks: dict[str, Callable],
     max_errors = exp.n_trials if max_errors is None else max_errors
     ran = errors = 0
 
+    told: dict[str, Any] = {}  # what the objective gave Optuna, should Ctrl-C cut its tell short
+
     def objective(trial):
+        told.clear()
+        told["trial"] = trial
         config = suggest_config(trial, exp, cell)
         trial.set_user_attr("config", config.to_params())
         handle = hooks["start"](trial, config)
@@ -224,6 +311,7 @@ def run_cell(exp: Experiment, cell, study, objective_hooks: dict[str, Callable],
             result = train(config, on_eval=on_eval)
         except optuna.TrialPruned:
             hooks["finish"](handle, trial, "PRUNED", None, history, None)
+            told["state"] = optuna.trial.TrialState.PRUNED
             raise
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised
             reason = f"{type(exc).__name__}: {exc}"
@@ -234,20 +322,29 @@ def run_cell(exp: Experiment, cell, study, objective_hooks: dict[str, Callable],
         if result.diverged:
             trial.set_user_attr("fail_reason", f"diverged: {result.message}")
             hooks["finish"](handle, trial, "DIVERGED", result, history, result.message)
+            told["state"] = optuna.trial.TrialState.FAIL
             return float("nan")  # Optuna marks it FAIL; it never counts as best
         summary = {**result.metrics, **result.timings}
         trial.set_user_attr("result", {k: v for k, v in summary.items() if math.isfinite(v)})
         hooks["finish"](handle, trial, "COMPLETE", result, history, None)
-        return result.metrics[exp.objective]
+        told["value"] = result.metrics[exp.objective]
+        return told["value"]
 
     def callback(study, frozen):
         hooks["done"](TrialOutcome(frozen.number, frozen.state.name, frozen.value))
 
     while not stop() and count_finished(study) < exp.n_trials:
-        before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[callback])
+        with storage_errors(study._storage):  # noqa: SLF001
+            before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[callback])
+            except BaseException as exc:
+                if not _interrupted(exc):
+                    raise
+                _finish_tell(study, told)
+                raise KeyboardInterrupt from None
+            failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
         ran += 1
-        failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
         if len(failed) > before and not str(failed[-1].user_attrs.get("fail_reason", "")).startswith(
                 "diverged"):
             errors += 1
@@ -257,6 +354,36 @@ def run_cell(exp: Experiment, cell, study, objective_hooks: dict[str, Callable],
                     f"{failed[-1].user_attrs.get('fail_reason', '?')}). Fix the cause and re-run to resume."
                 )
     return ran
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Ctrl-C/SIGTERM, possibly replaced by an error Optuna raised while handling it."""
+    for _ in range(6):
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
+def _finish_tell(study, told: dict[str, Any]) -> None:
+    """Ctrl-C after the objective returned, inside Optuna's tell: record what the trial gave.
+
+    Otherwise the trial would stay RUNNING (journal storages have no heartbeat) while its MLflow
+    run already says how it ended.
+    """
+    optuna = _optuna()
+    trial = told.get("trial")
+    if trial is None:
+        return
+    with contextlib.suppress(Exception):
+        if study._storage.get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:  # noqa: SLF001
+            return
+        if "value" in told:
+            study.tell(trial, told["value"])
+        else:
+            study.tell(trial, state=told.get("state", optuna.trial.TrialState.FAIL))
 
 
 def best_trial(study):
@@ -289,9 +416,14 @@ def param_importances(study) -> dict[str, float]:
 def fail_stale_trials(study) -> list[int]:
     """Mark trials of dead workers (no heartbeat) failed; return their numbers (RDB only)."""
     optuna = _optuna()
-    if not isinstance(study._storage, optuna.storages.RDBStorage):  # noqa: SLF001
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    # create_study wraps an RDBStorage in a cache: ask for heartbeats, not for the class.
+    if not is_heartbeat_enabled(study._storage):  # noqa: SLF001
         return []
-    before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)
-    after = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    running = (optuna.trial.TrialState.RUNNING,)
+    with storage_errors(study._storage):  # noqa: SLF001
+        before = {t.number for t in study.get_trials(deepcopy=False, states=running)}
+        optuna.storages.fail_stale_trials(study)
+        after = {t.number for t in study.get_trials(deepcopy=False, states=running)}
     return sorted(before - after)

@@ -21,7 +21,7 @@ from logreg.experiment import Experiment
 
 # A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
 # process that died between the two writes (a live writer catches up within seconds).
-STALE_AFTER_S = 60.0
+STALE_AFTER_S = 10.0
 TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "DIVERGED": "FAILED", "FAIL": "FAILED",
                 "INTERRUPTED": "KILLED"}
 
@@ -88,6 +88,7 @@ class _CellTracking:
 
         if self.tracker is None:
             return 0
+        st.fail_stale_trials(study)  # RDB: a dead worker's trial fails now and is queued for a retry
         now = time.time()
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
 
@@ -104,9 +105,20 @@ class _CellTracking:
         runs = find_runs(self.tracker, self.experiment_id,
                          {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
                          status="RUNNING", flush=False)
-        return end_stale_runs(self.tracker, [r for r in runs
-                                             if stale(int(r.data.tags.get("logreg.trial_number", -1)))],
-                              "KILLED", "its process died mid-trial")
+        runs = [r for r in runs if stale(int(r.data.tags.get("logreg.trial_number", -1)))]
+        # A trial that finished in Optuna but whose run was never ended (the tracking store went
+        # away) ends FINISHED with the result Optuna kept; the others died mid-trial.
+        done = {r.info.run_id: trials[int(r.data.tags["logreg.trial_number"])] for r in runs
+                if trials.get(int(r.data.tags["logreg.trial_number"])) is not None
+                and trials[int(r.data.tags["logreg.trial_number"])].state.name in ("COMPLETE", "PRUNED")}
+        for state in ("COMPLETE", "PRUNED"):
+            ended = [r for r in runs if r.info.run_id in done and done[r.info.run_id].state.name == state]
+            end_stale_runs(self.tracker, ended, "FINISHED", state=state,
+                           reason="its run was ended later: the process stopped before writing its end",
+                           metrics={r.info.run_id: done[r.info.run_id].user_attrs.get("result", {})
+                                    for r in ended})
+        return end_stale_runs(self.tracker, [r for r in runs if r.info.run_id not in done],
+                              "KILLED", "its process died mid-trial") + len(done)
 
     def _parents(self) -> list:
         from logreg.tracking import find_runs

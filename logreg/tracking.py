@@ -9,6 +9,7 @@ it started that is still open, so none is left RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -140,6 +141,34 @@ def _check_reachable(client, uri: str) -> None:
         ) from None
 
 
+def _check_database(uri: str) -> None:
+    """A database backend store (PostgreSQL, MySQL, MS SQL) answers within 10 s, or one clear error.
+
+    MLflow itself retries creating its engine for about 100 s, printing a warning each time,
+    and then raises with a traceback.
+    """
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres", "mysql", "mssql"):
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10}
+                                          if scheme.startswith("postgres") else {})
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:  # unreachable server, unknown database, bad credentials, no driver
+        text = str(exc).strip().splitlines()
+        first = text[0] if text else type(exc).__name__
+        raise LogregError(
+            f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)[:200]}. "
+            "Check --tracking-uri / MLFLOW_TRACKING_URI (is the database server running?)."
+        ) from None
+
+
 def make_client(uri: str | None):
     """An MlflowClient for `uri` (resolved as resolve_tracking_uri), checked reachable."""
     import logging
@@ -155,6 +184,7 @@ def make_client(uri: str | None):
             f"The tracking URI {uri!r} is not a URI. Use e.g. sqlite:///mlflow.db, "
             "http://127.0.0.1:5000 or postgresql://user@host/db."
         )
+    _check_database(uri)
     # Short HTTP retries so an unreachable server fails in seconds, not minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
@@ -229,6 +259,7 @@ def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
     client = MlflowClient(tracking_uri=uri)
     run_ids: dict[int, str] = {}
     errors: list[str] = []
+    broken = False  # after a failed write, later writes are skipped: the sweep stops at once
     while True:
         try:
             op = ops.get(timeout=1.0)
@@ -243,6 +274,8 @@ def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
         if kind == "flush":
             replies.put(("flushed", dict(run_ids), errors[:]))
             errors.clear()
+            continue
+        if broken:
             continue
         try:
             if kind == "start":
@@ -268,6 +301,10 @@ def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
         except Exception as exc:  # noqa: BLE001 - reported to the parent at the next flush
             text = str(exc).strip().splitlines()
             errors.append(mask_uri(f"{type(exc).__name__}: {text[0][:300] if text else ''}"))
+            # Tell the parent now (Tracker.check), not at the next flush; skip what is queued
+            # (each write to a store that is down would wait for its HTTP retries).
+            broken = True
+            replies.put(("error", {}, errors[:1]))
 
 
 class Tracker:
@@ -309,13 +346,19 @@ class Tracker:
         return handle
 
     def _answer(self, expected: str, timeout: float = 600.0) -> None:
-        try:
-            kind, run_ids, errors = self._replies.get(timeout=timeout)
-        except queue.Empty:
-            raise LogregError(
-                f"The MLflow writer did not answer within {timeout:.0f} s "
-                f"(store {mask_uri(self.uri)}). Check that the store is reachable, then re-run."
-            ) from None
+        early: list[str] = []
+        while True:
+            try:
+                kind, run_ids, errors = self._replies.get(timeout=timeout)
+            except queue.Empty:
+                raise LogregError(
+                    f"The MLflow writer did not answer within {timeout:.0f} s "
+                    f"(store {mask_uri(self.uri)}). Check that the store is reachable, then re-run."
+                ) from None
+            if kind != "error":
+                break
+            early += errors  # already reported by check(), or about to be with the answer
+        errors = errors or early
         for hid, run_id in run_ids.items():
             if hid in self._handles:
                 self._handles[hid].run_id = run_id
@@ -324,6 +367,19 @@ class Tracker:
                 f"Writing to the MLflow tracking store {mask_uri(self.uri)} failed: {errors[0]}. "
                 "Completed runs are kept; fix the store and re-run to resume."
             )
+
+    def check(self) -> None:
+        """Raise at once if a write has failed (without waiting for the queue); cheap."""
+        try:
+            kind, _, errors = self._replies.get_nowait()
+        except queue.Empty:
+            return
+        if kind != "error":  # pragma: no cover - replies only follow flush/stop, which wait for them
+            raise RuntimeError(f"unexpected writer reply {kind!r}")
+        raise LogregError(
+            f"Writing to the MLflow tracking store {mask_uri(self.uri)} failed: {errors[0]}. "
+            "Completed trials are kept in the Optuna storage; fix the store and re-run to resume."
+        )
 
     def flush(self) -> None:
         """Wait until every queued write is done; fill in run ids; raise the first write error."""
@@ -454,17 +510,46 @@ def find_runs(tracker: Tracker, experiment_id: str, tags: Mapping[str, str],
     clauses = [f"tags.`{k}` = {_quote(v)}" for k, v in tags.items()]
     if status:
         clauses.append(f"attributes.status = {_quote(status)}")
-    return tracker.client.search_runs([experiment_id], " and ".join(clauses), max_results=10_000)
+    with _store_errors(tracker.uri):
+        return tracker.client.search_runs([experiment_id], " and ".join(clauses), max_results=10_000)
 
 
-def end_stale_runs(tracker: Tracker, runs, status: str = "KILLED", reason: str = "") -> int:
-    """End RUNNING runs left behind by a dead or interrupted process."""
-    for run in runs:
-        if reason:
-            tracker.client.set_tag(run.info.run_id, "logreg.error", reason)
-        tracker.client.set_tag(run.info.run_id, "logreg.trial_state", "STALE")
-        tracker.client.set_terminated(run.info.run_id, status=status)
+def end_stale_runs(tracker: Tracker, runs, status: str = "KILLED", reason: str = "",
+                   state: str = "STALE", metrics: Mapping[str, Mapping[str, float]] | None = None) -> int:
+    """End RUNNING runs left behind by a dead or interrupted process.
+
+    metrics: final metrics by run id, for runs whose trial finished but whose end was never written.
+    """
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    with _store_errors(tracker.uri):
+        for run in runs:
+            values = (metrics or {}).get(run.info.run_id)
+            if values:
+                tracker.client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0)
+                                                                   for k, v in values.items()])
+            if reason:
+                tracker.client.set_tag(run.info.run_id, "logreg.error", reason)
+            tracker.client.set_tag(run.info.run_id, "logreg.trial_state", state)
+            tracker.client.set_terminated(run.info.run_id, status=status)
     return len(runs)
+
+
+@contextlib.contextmanager
+def _store_errors(uri: str):
+    """A store that went away mid-sweep (server stopped, database down): one clear LogregError."""
+    try:
+        yield
+    except LogregError:
+        raise
+    except Exception as exc:  # MlflowException, requests' and SQLAlchemy's connection errors
+        text = str(exc).strip().splitlines()
+        first = f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+        raise LogregError(
+            f"Lost the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)}. Completed trials are "
+            "kept in the Optuna storage; check --tracking-uri (is the server running?), then re-run."
+        ) from None
 
 
 # --- throughput / compare helpers

@@ -1,0 +1,522 @@
+"""Many workers, one study, and faults, with real processes and real stores (no mocks).
+
+`logreg sweep --workers N` and `logreg worker` processes share Optuna studies on a journal file,
+SQLite and PostgreSQL; workers are killed with SIGKILL, sweeps stopped with SIGTERM; the MLflow
+tracking server and the Optuna database go away mid-sweep. After each: every cell has its
+n_trials (overshooting by at most workers - 1), every Optuna trial has exactly one MLflow child
+run, nothing is left RUNNING, and a re-run resumes.
+
+The two tests where a store goes away mid-sweep run with LOGREG_SLOW_FAULTS=1 (about a minute).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from logreg.experiment import load_experiment
+from logreg.server import sqlalchemy_url
+from tests.postgres_fixtures import make_pg_database, pg_url, postgres_server  # noqa: F401
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+# The two "store goes away" tests take 20-40 s each (server start-ups, waits past the stale
+# threshold): beyond the default run's budget. LOGREG_SLOW_FAULTS=1 runs them.
+slow_faults = pytest.mark.skipif(
+    not os.environ.get("LOGREG_SLOW_FAULTS"), reason="20-40 s each: set LOGREG_SLOW_FAULTS=1 to run"
+)
+
+# Two cells of fast trials: process start-up, not training, is most of the cost.
+FAST = """
+name = "{name}"
+datasets = ["iris"]
+impls = ["numpy"]
+optimizers = ["sgd", "adam"]
+n_trials = {n_trials}
+epochs = 10
+eval_every = 5
+[pruner]
+name = "none"
+"""
+# One cell whose trials take about a second (mini-batches), so a process can be hit mid-trial.
+SLOW = """
+name = "{name}"
+datasets = ["synthetic:n=20000,d=20"]
+impls = ["numpy"]
+optimizers = ["sgd"]
+n_trials = {n_trials}
+epochs = 600
+eval_every = 100
+[pruner]
+name = "none"
+[search.sgd]
+lr = [0.01, 0.5]
+batch_size = [64]
+"""
+
+
+def _write(tmp_path: Path, template: str, name: str, n_trials: int) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(template.format(name=name, n_trials=n_trials))
+    return path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    # One thread per process: the workers share 2 cores with each other and the test.
+    return {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **extra}
+
+
+def _logreg(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "logreg", *map(str, args)]
+
+
+def _sweep(
+    tmp_path: Path, exp: Path, *args: str | Path, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    cmd = _logreg("sweep", exp, "--no-progress", "--no-plots", "--results-dir", tmp_path / "results", *args)
+    return subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=env or _env()
+    )
+
+
+def _storage(url: str):
+    """Optuna's own view of a storage (a journal path or an RDB URL), without logreg's code."""
+    if "://" not in url:
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    return optuna.storages.RDBStorage(url)
+
+
+def _runs(uri: str, name: str):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[name], max_results=10_000)
+
+
+def _finished(study) -> int:
+    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+
+
+def check_sweep(exp_path: Path, storage_url: str, uri: str, workers: int, *, allow_missing: int = 0) -> dict:
+    """The invariants of a finished (multi-worker) sweep; returns the studies by name.
+
+    allow_missing: trials whose MLflow run may be absent (the tracking store was down when they
+    started). Every run present is unique, and nothing is RUNNING anywhere.
+    """
+    exp = load_experiment(exp_path)
+    storage = _storage(storage_url)
+    runs = _runs(uri, exp.name)
+    assert "RUNNING" not in set(runs["status"]), runs[runs["status"] == "RUNNING"].T
+    trial_runs = runs[runs["tags.logreg.run_kind"] == "trial"]
+    parents = runs[runs["tags.logreg.run_kind"] == "study"]
+    studies, missing = {}, 0
+    for cell in exp.cells():
+        name = exp.study_name(cell)
+        study = optuna.load_study(study_name=name, storage=storage)
+        studies[name] = study
+        assert exp.n_trials <= _finished(study) <= exp.n_trials + workers - 1, (name, _finished(study))
+        assert not [t.number for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+        # Exactly one parent per study, and exactly one child run per Optuna trial.
+        assert (parents["tags.logreg.study"] == name).sum() == 1
+        mine = trial_runs[trial_runs["tags.logreg.study"] == name]
+        counts = collections.Counter(int(n) for n in mine["tags.logreg.trial_number"])
+        assert [n for n, c in counts.items() if c > 1] == [], f"duplicated runs in {name}"
+        numbers = {t.number for t in study.trials}
+        assert set(counts) <= numbers
+        missing += len(numbers - set(counts))
+        parent_id = parents[parents["tags.logreg.study"] == name].iloc[0]["run_id"]
+        assert (mine["tags.mlflow.parentRunId"] == parent_id).all()
+        done = {str(t.number) for t in study.trials if t.state.name == "COMPLETE"}
+        ok = mine[mine["tags.logreg.trial_number"].isin(done)]
+        assert (ok["status"] == "FINISHED").all()
+    assert missing <= allow_missing
+    return studies
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"process exited ({proc.returncode}) while waiting for {what}:\n{err}")
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _trials(storage_url: str, study_name: str):
+    try:
+        return optuna.load_study(study_name=study_name, storage=_storage(storage_url)).trials
+    except KeyError:
+        return []
+
+
+def _create_stores(storage_url: str | None, uri: str) -> None:
+    """Create the stores' schemas once, as `logreg sweep` does before its workers start."""
+    from logreg.study import open_storage
+    from logreg.tracking import make_client
+
+    if storage_url is not None:
+        open_storage(storage_url)
+    make_client(uri)
+
+
+# ------------------------------------------------------------------ many workers, one study
+
+
+@pytest.mark.slow
+def test_three_workers_on_the_journal_file(tmp_path):
+    exp = _write(tmp_path, FAST, "journal", n_trials=6)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    r = _sweep(tmp_path, exp, "--workers", "3", "--tracking-uri", uri)
+    assert r.returncode == 0, r.stderr
+    assert "database is locked" not in r.stderr and "Traceback" not in r.stderr
+    check_sweep(exp, str(tmp_path / "optuna-journal.log"), uri, workers=3)  # the default storage
+    assert (tmp_path / "results" / "journal" / "summary.csv").exists()
+
+
+@pytest.mark.slow
+def test_two_workers_on_sqlite_optuna_storage(tmp_path):
+    exp = _write(tmp_path, FAST, "sqlite", n_trials=5)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    storage = "sqlite:///optuna.db"  # relative to cwd; the parent creates the schema first
+    r = _sweep(tmp_path, exp, "--workers", "2", "--storage", storage, "--tracking-uri", uri)
+    assert r.returncode == 0, r.stderr
+    assert "database is locked" not in r.stderr and "Traceback" not in r.stderr
+    check_sweep(exp, f"sqlite:///{tmp_path}/optuna.db", uri, workers=2)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_workers_on_postgresql(tmp_path, make_pg_database):  # noqa: F811
+    exp = _write(tmp_path, FAST, "pg", n_trials=5)
+    storage = sqlalchemy_url(make_pg_database())
+    uri = sqlalchemy_url(make_pg_database())  # MLflow's backend store on PostgreSQL too
+    r = _sweep(tmp_path, exp, "--workers", "2", "--storage", storage, "--tracking-uri", uri)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    check_sweep(exp, storage, uri, workers=2)
+
+
+# ------------------------------------------------------------------ faults
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url):  # noqa: F811
+    exp = _write(tmp_path, SLOW, "killed", n_trials=3)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    storage = sqlalchemy_url(pg_url)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    _create_stores(storage, uri)
+    env = _env(LOGREG_HEARTBEAT_INTERVAL="1", LOGREG_GRACE_PERIOD="3")
+    cmd = _logreg("worker", exp, "--storage", storage, "--tracking-uri", uri, "--no-plots")
+    first = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+    def mid_trial():
+        """One trial complete, the next one running with its MLflow run written."""
+        trials = _trials(storage, study_name)
+        if not any(t.state.name == "COMPLETE" for t in trials) or trials[-1].state.name != "RUNNING":
+            return None
+        runs = _runs(uri, "killed") if mlflow.MlflowClient(uri).get_experiment_by_name("killed") else None
+        if runs is None or runs.empty:
+            return None
+        running = runs[(runs["status"] == "RUNNING") & (runs["tags.logreg.run_kind"] == "trial")]
+        return trials[-1] if str(trials[-1].number) in set(running["tags.logreg.trial_number"]) else None
+
+    killed = _wait_for(mid_trial, 120, "a trial in flight", first)
+    completed = {t.number: t.value for t in _trials(storage, study_name) if t.state.name == "COMPLETE"}
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    time.sleep(3 + 1.5)  # past the grace period: the heartbeat is stale
+    # A later worker picks the cell up: it fails the stale trial, retries it first, ends its run.
+    second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env)
+    assert second.returncode == 0, second.stderr
+    trials = {t.number: t for t in _trials(storage, study_name)}
+    assert trials[killed.number].state.name == "FAIL"
+    retries = [
+        t
+        for t in trials.values()
+        if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed.number
+    ]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == killed.params
+    for number, value in completed.items():  # nothing completed is lost
+        assert trials[number].state.name == "COMPLETE" and trials[number].value == value
+    runs = _runs(uri, "killed")
+    run = runs[runs["tags.logreg.trial_number"] == str(killed.number)].iloc[0]
+    assert run["status"] == "KILLED" and run["tags.logreg.trial_state"] == "STALE"
+    assert "died" in run["tags.logreg.error"]
+    check_sweep(exp, storage, uri, workers=1)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_path):
+    exp = _write(tmp_path, SLOW, "term", n_trials=6)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    journal = str(tmp_path / "optuna-journal.log")
+    cmd = _logreg(
+        "sweep",
+        exp,
+        "--workers",
+        "2",
+        "--no-progress",
+        "--no-plots",
+        "--tracking-uri",
+        uri,
+        "--results-dir",
+        tmp_path / "results",
+    )
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+
+    def in_flight():
+        trials = _trials(journal, study_name)
+        return any(t.state.name == "COMPLETE" for t in trials) and any(
+            t.state.name == "RUNNING" for t in trials
+        )
+
+    _wait_for(in_flight, 120, "a complete trial and one in flight", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    states = [t.state.name for t in _trials(journal, study_name)]
+    assert "RUNNING" not in states and "FAIL" in states and states.count("COMPLETE") < 6, (states, err)
+    runs = _runs(uri, "term")
+    assert "RUNNING" not in set(runs["status"])
+    assert (runs["status"] == "KILLED").sum() >= 1
+    interrupted = runs[runs["tags.logreg.trial_state"] == "INTERRUPTED"]
+    assert len(interrupted) >= 1 and (interrupted["status"] == "KILLED").all()
+    r = _sweep(tmp_path, exp, "--tracking-uri", uri)  # resumes in one process
+    assert r.returncode == 0, r.stderr
+    # A trial interrupted before its run was created (choosing its parameters, loading its
+    # data) has none: it failed in Optuna and never counts.
+    check_sweep(exp, journal, uri, workers=2, allow_missing=states.count("FAIL"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path}/server.db",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    server = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+
+    def health():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    _wait_for(health, 120, "mlflow server", server)
+    return server
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """The server and its worker processes, at once (a crash, not a shutdown)."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(30)
+
+
+@pytest.mark.slow
+@slow_faults
+def test_tracking_server_going_away_stops_the_sweep_and_rerun_resumes(tmp_path):
+    exp = _write(tmp_path, SLOW, "server", n_trials=10)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    journal = str(tmp_path / "optuna-journal.log")
+    server = _start_mlflow_server(tmp_path, port)
+    try:
+        cmd = _logreg(
+            "sweep",
+            exp,
+            "--no-progress",
+            "--no-plots",
+            "--tracking-uri",
+            uri,
+            "--results-dir",
+            tmp_path / "results",
+        )
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+        )
+        _wait_for(
+            lambda: any(t.state.name == "COMPLETE" for t in _trials(journal, study_name)),
+            120,
+            "a complete trial",
+            proc,
+        )
+        before = sum(t.state.name == "COMPLETE" for t in _trials(journal, study_name))
+        _stop(server)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        # Stops within a bound (the writer's HTTP retries, then the trial in flight) rather than
+        # running the whole sweep untracked.
+        assert time.monotonic() - t0 < 60
+        assert proc.returncode == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith("logreg: error: ") and uri in err and "re-run" in err
+        completed = {t.number: t.value for t in _trials(journal, study_name) if t.state.name == "COMPLETE"}
+        assert 1 <= len(completed) < 10
+        time.sleep(10)  # past STALE_AFTER_S: the dead sweep's open trial run counts as stale
+        server = _start_mlflow_server(tmp_path, port)
+        r = _sweep(tmp_path, exp, "--tracking-uri", uri)
+        assert r.returncode == 0, r.stderr
+        trials = {t.number: t for t in _trials(journal, study_name)}
+        for number, value in completed.items():
+            assert trials[number].value == value
+        # Trials started after the server died have no run (their start was never written).
+        check_sweep(exp, journal, uri, workers=1, allow_missing=len(completed) - before + 1)
+    finally:
+        _stop(server)
+
+
+class _Proxy:
+    """A TCP forwarder to PostgreSQL on a port of its own: stopping it is the database going away."""
+
+    def __init__(self, port: int, target: tuple[str, int] = ("127.0.0.1", 5432)):
+        self.port, self.target = port, target
+        self.conns: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone would leave it listening.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for c in self.conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+
+@pytest.mark.slow
+@slow_faults
+@pytest.mark.postgres
+def test_optuna_database_going_away_stops_the_sweep_and_rerun_resumes(tmp_path, pg_url):  # noqa: F811
+    exp = _write(tmp_path, SLOW, "dbgone", n_trials=5)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    port = _free_port()
+    direct = sqlalchemy_url(pg_url)
+    via_proxy = direct.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = _env(LOGREG_HEARTBEAT_INTERVAL="1", LOGREG_GRACE_PERIOD="2")
+    _create_stores(direct, uri)  # the test reads the storage while the sweep starts
+    proxy = _Proxy(port)
+    try:
+        cmd = _logreg(
+            "sweep",
+            exp,
+            "--no-progress",
+            "--no-plots",
+            "--storage",
+            via_proxy,
+            "--tracking-uri",
+            uri,
+            "--results-dir",
+            tmp_path / "results",
+        )
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        _wait_for(
+            lambda: any(t.state.name == "COMPLETE" for t in _trials(direct, study_name)),
+            120,
+            "a complete trial",
+            proc,
+        )
+        proxy.stop()
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        assert time.monotonic() - t0 < 60
+        assert proc.returncode == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith("logreg: error: ") and "Optuna storage" in err and "re-run" in err
+        completed = {t.number: t.value for t in _trials(direct, study_name) if t.state.name == "COMPLETE"}
+        assert 1 <= len(completed) < 5
+        # The trial cut off by the lost database is still RUNNING there (its end never reached
+        # it); once its heartbeat is stale, the re-run fails it and retries it.
+        cut_off = [t for t in _trials(direct, study_name) if t.state.name == "RUNNING"]
+        time.sleep(2 + 1)
+        proxy = _Proxy(port)  # the database is back
+        r = _sweep(tmp_path, exp, "--storage", via_proxy, "--tracking-uri", uri, env=env)
+        assert r.returncode == 0, r.stderr
+        trials = {t.number: t for t in _trials(direct, study_name)}
+        for number, value in completed.items():
+            assert trials[number].value == value
+        for t in cut_off:
+            assert trials[t.number].state.name == "FAIL"
+        # The cut-off trial may have no run: the database went away before its run started.
+        check_sweep(exp, direct, uri, workers=1, allow_missing=len(cut_off))
+    finally:
+        proxy.stop()
