@@ -25,8 +25,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="blobs",
-                     help="registry name (see `logreg datasets`), e.g. iris or synthetic:n=100000,d=100")
+    src.add_argument(
+        "--dataset",
+        default="blobs",
+        help="registry name (see `logreg datasets`), e.g. iris or synthetic:n=100000,d=100",
+    )
     src.add_argument("--data", metavar="FILE", help="your own CSV or Parquet file")
     p.add_argument("--target", metavar="COL", help="label column of --data")
     p.add_argument("--impl", default="numpy", help=f"one of {', '.join(IMPL_NAMES)}")
@@ -42,8 +45,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-size", type=float, default=0.25)
     p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs")
-    p.add_argument("--target-accuracy", type=float,
-                   help="record time_to_target_seconds: training time until test accuracy >= this")
+    p.add_argument(
+        "--target-accuracy",
+        type=float,
+        help="record time_to_target_seconds: training time until test accuracy >= this",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -51,11 +57,23 @@ def _config_from_args(args):
     from logreg.config import TrainConfig
 
     return TrainConfig(
-        dataset=args.dataset, data=args.data, target=args.target, impl=args.impl,
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, epochs=args.epochs, batch_size=args.batch_size,
-        device=args.device, dtype=args.dtype, seed=args.seed, test_size=args.test_size,
-        eval_every=args.eval_every, target_accuracy=args.target_accuracy,
+        dataset=args.dataset,
+        data=args.data,
+        target=args.target,
+        impl=args.impl,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        weight_decay=args.weight_decay,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        seed=args.seed,
+        test_size=args.test_size,
+        eval_every=args.eval_every,
+        target_accuracy=args.target_accuracy,
     )
 
 
@@ -83,13 +101,17 @@ def cmd_train(args) -> int:
         print(json.dumps(_json_safe(result.to_dict())))
     else:
         m, t = result.metrics, result.timings
-        print(f"{result.split.name}: {config.impl} + {config.optimizer} (lr={config.lr}) on "
-              f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows")
+        print(
+            f"{result.split.name}: {config.impl} + {config.optimizer} (lr={config.lr}) on "
+            f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows"
+        )
         for part in ("train", "val", "test"):
             auc = f"  roc_auc {m[part + '_roc_auc']:.4f}" if part + "_roc_auc" in m else ""
             print(f"  {part:5s} loss {m[part + '_loss']:.4f}  accuracy {m[part + '_accuracy']:.4f}{auc}")
-        print(f"  fit {t['fit_seconds']:.4f} s, median epoch {t['epoch_seconds_median'] * 1e6:.1f} us, "
-              f"{t['samples_per_second']:.3g} samples/s")
+        print(
+            f"  fit {t['fit_seconds']:.4f} s, median epoch {t['epoch_seconds_median'] * 1e6:.1f} us, "
+            f"{t['samples_per_second']:.3g} samples/s"
+        )
         if "time_to_target_seconds" in t:
             print(f"  time to test accuracy {config.target_accuracy}: {t['time_to_target_seconds']:.4f} s")
         if "p_pass_at_4_hours" in m:
@@ -119,36 +141,64 @@ def _csv(value: str) -> list[str]:
 
 
 def _add_sweep_args(p: argparse.ArgumentParser, *, worker: bool) -> None:
-    p.add_argument("experiment", metavar="EXPERIMENT.toml", help="experiment file, e.g. experiments/default.toml")
+    p.add_argument(
+        "experiment", metavar="EXPERIMENT.toml", help="experiment file, e.g. experiments/default.toml"
+    )
     p.add_argument("--n-trials", type=int, help="finished trials per cell (overrides the file)")
     p.add_argument("--epochs", type=int, help="epochs per trial (overrides the file)")
     p.add_argument("--datasets", type=_csv, help="comma-separated, e.g. iris,digits")
     p.add_argument("--impls", type=_csv, help="comma-separated subset of numpy,autograd,module")
     p.add_argument("--optimizers", type=_csv, help="comma-separated subset of sgd,momentum,adam")
     p.add_argument("--devices", type=_csv, help="comma-separated subset of cpu,cuda,auto")
-    p.add_argument("--storage", metavar="URL",
-                   help="Optuna storage: a journal file path (default optuna-journal.log) or an RDB URL "
-                        "(sqlite:///optuna.db, postgresql://user@host/db)")
-    p.add_argument("--tracking-uri", metavar="URI",
-                   help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: a journal file path (default optuna-journal.log) or an RDB URL "
+        "(sqlite:///optuna.db, postgresql://user@host/db)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
     p.add_argument("--no-track", action="store_true", help="run without MLflow tracking")
     p.add_argument("--no-plots", action="store_true", help="skip the per-study PNG artifacts")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per process (default 1: trials are small, and a busy second "
+        "core stalls torch's threads; 0 keeps torch's default)",
+    )
     if worker:
         p.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
     else:
-        p.add_argument("--workers", type=int, default=1,
-                       help="worker processes on this machine sharing each study (default 1)")
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="worker processes on this machine sharing each study (default 1)",
+        )
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        p.add_argument("--results-dir", default="results",
-                       help="summary tables go to RESULTS_DIR/<experiment>/ (default results)")
+        p.add_argument(
+            "--results-dir",
+            default="results",
+            help="summary tables go to RESULTS_DIR/<experiment>/ (default results)",
+        )
 
 
 def _experiment_from_args(args):
     from logreg.experiment import load_experiment
 
     exp = load_experiment(args.experiment)
-    return exp.override(n_trials=args.n_trials, epochs=args.epochs, datasets=args.datasets,
-                        impls=args.impls, optimizers=args.optimizers, devices=args.devices)
+    return exp.override(
+        n_trials=args.n_trials,
+        epochs=args.epochs,
+        datasets=args.datasets,
+        impls=args.impls,
+        optimizers=args.optimizers,
+        devices=args.devices,
+    )
 
 
 def _override_args(args) -> list[str]:
@@ -156,12 +206,17 @@ def _override_args(args) -> list[str]:
     for flag, value in (("--n-trials", args.n_trials), ("--epochs", args.epochs)):
         if value is not None:
             out += [flag, str(value)]
-    for flag, value in (("--datasets", args.datasets), ("--impls", args.impls),
-                        ("--optimizers", args.optimizers), ("--devices", args.devices)):
+    for flag, value in (
+        ("--datasets", args.datasets),
+        ("--impls", args.impls),
+        ("--optimizers", args.optimizers),
+        ("--devices", args.devices),
+    ):
         if value:
             out += [flag, ",".join(value)]
     if args.no_plots:
         out.append("--no-plots")
+    out += ["--torch-threads", str(args.torch_threads)]
     return out
 
 
@@ -170,8 +225,10 @@ def _check_devices(exp) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise LogregError("Device 'cuda' was requested but torch.cuda.is_available() is False on "
-                              "this machine. Use --devices cpu.")
+            raise LogregError(
+                "Device 'cuda' was requested but torch.cuda.is_available() is False on "
+                "this machine. Use --devices cpu."
+            )
 
 
 def cmd_sweep(args) -> int:
@@ -182,15 +239,25 @@ def cmd_sweep(args) -> int:
     _check_devices(exp)
     if args.workers < 1:
         raise LogregError(f"The 'workers' parameter must be an int >= 1. Got {args.workers} instead.")
-    opts = SweepOptions(storage=args.storage, tracking_uri=args.tracking_uri, track=not args.no_track,
-                        progress=not args.no_progress, plots=not args.no_plots,
-                        results_dir=Path(args.results_dir), workers=args.workers,
-                        worker_args=_override_args(args))
+    opts = SweepOptions(
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        track=not args.no_track,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
+        results_dir=Path(args.results_dir),
+        workers=args.workers,
+        torch_threads=args.torch_threads,
+        worker_args=_override_args(args),
+    )
     try:
         summary = run_sweep(exp, opts)
     except KeyboardInterrupt:
-        print("logreg: sweep interrupted: the running trials are marked failed and their MLflow runs "
-              "KILLED; completed trials are kept. Re-run the same command to resume.", file=sys.stderr)
+        print(
+            "logreg: sweep interrupted: the running trials are marked failed and their MLflow runs "
+            "KILLED; completed trials are kept. Re-run the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     print(to_markdown(summary))
     out = Path(args.results_dir) / exp.name
@@ -210,8 +277,15 @@ def cmd_worker(args) -> int:
 
     exp = _experiment_from_args(args)
     _check_devices(exp)
-    opts = SweepOptions(storage=args.storage, tracking_uri=args.tracking_uri, track=not args.no_track,
-                        progress=False, plots=not args.no_plots, finalize=not args.no_finalize)
+    opts = SweepOptions(
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        track=not args.no_track,
+        progress=False,
+        plots=not args.no_plots,
+        finalize=not args.no_finalize,
+        torch_threads=args.torch_threads,
+    )
     storage = open_storage(args.storage)
     tracker, experiment_id = _open_tracker(exp, opts)
     interrupted = False

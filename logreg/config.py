@@ -25,8 +25,17 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-def _check_number(name: str, value: Any, *, kind: type, low=None, high=None,
-                  low_open=False, high_open=False, allow_none=False) -> None:
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    kind: type,
+    low=None,
+    high=None,
+    low_open=False,
+    high_open=False,
+    allow_none=False,
+) -> None:
     """Raise LogregError unless `value` is a `kind` in the given range."""
     if value is None and allow_none:
         return
@@ -56,8 +65,7 @@ def _check_number(name: str, value: Any, *, kind: type, low=None, high=None,
 def _check_choice(name: str, value: Any, choices) -> None:
     if value not in choices:
         raise LogregError(
-            f"The {name!r} parameter must be one of {', '.join(map(str, choices))}. "
-            f"Got {value!r} instead."
+            f"The {name!r} parameter must be one of {', '.join(map(str, choices))}. Got {value!r} instead."
         )
 
 
@@ -154,7 +162,9 @@ class TrainConfig:
             raise LogregError("Nesterov momentum needs --optimizer momentum with momentum > 0.")
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         if not (isinstance(betas, tuple) and len(betas) == 2):
-            raise LogregError(f"The 'betas' parameter must be two floats in [0, 1). Got {self.betas!r} instead.")
+            raise LogregError(
+                f"The 'betas' parameter must be two floats in [0, 1). Got {self.betas!r} instead."
+            )
         object.__setattr__(self, "betas", tuple(float(b) if isinstance(b, int) else b for b in betas))
         for i, b in enumerate(self.betas):
             _check_number(f"betas[{i}]", b, kind=float, low=0, high=1, high_open=True)
@@ -174,10 +184,13 @@ class TrainConfig:
         _check_number("test_size", self.test_size, kind=float, low=0, high=1, low_open=True, high_open=True)
         _check_number("val_size", self.val_size, kind=float, low=0, high=1, low_open=True, high_open=True)
         if not isinstance(self.standardize, bool):
-            raise LogregError(f"The 'standardize' parameter must be a bool. Got {self.standardize!r} instead.")
+            raise LogregError(
+                f"The 'standardize' parameter must be a bool. Got {self.standardize!r} instead."
+            )
         _check_number("eval_every", self.eval_every, kind=int, low=1)
-        _check_number("target_accuracy", self.target_accuracy, kind=float, low=0, high=1,
-                      low_open=True, allow_none=True)
+        _check_number(
+            "target_accuracy", self.target_accuracy, kind=float, low=0, high=1, low_open=True, allow_none=True
+        )
         if self.impl == "numpy" and self.device == "cuda":
             raise LogregError(
                 "The 'numpy' implementation runs on the CPU only. Got device='cuda'; "

@@ -108,16 +108,18 @@ def _iris(seed: int):
 
     d = load_iris()
     keep = d.target > 0  # versicolor (1) vs virginica (2)
-    return d.data[keep], (d.target[keep] == 2).astype(int), {
-        "feature_names": tuple(d.feature_names), "class_names": ("versicolor", "virginica")}
+    return (
+        d.data[keep],
+        (d.target[keep] == 2).astype(int),
+        {"feature_names": tuple(d.feature_names), "class_names": ("versicolor", "virginica")},
+    )
 
 
 def _breast_cancer(seed: int):
     from sklearn.datasets import load_breast_cancer
 
     d = load_breast_cancer()
-    return d.data, d.target, {"feature_names": tuple(d.feature_names),
-                              "class_names": tuple(d.target_names)}
+    return d.data, d.target, {"feature_names": tuple(d.feature_names), "class_names": tuple(d.target_names)}
 
 
 def _digits(seed: int):
@@ -156,20 +158,30 @@ def _synthetic(seed: int, n: int = SYNTHETIC_DEFAULTS["n"], d: int = SYNTHETIC_D
 REGISTRY: dict[str, DatasetInfo] = {
     d.name: d
     for d in [
-        DatasetInfo("hours", "tutorial toy: hours studied 1, 2, 3 -> fail, fail, pass", _hours,
-                    "3 x 1", 2, evaluate_on_train=True),
+        DatasetInfo(
+            "hours",
+            "tutorial toy: hours studied 1, 2, 3 -> fail, fail, pass",
+            _hours,
+            "3 x 1",
+            2,
+            evaluate_on_train=True,
+        ),
         DatasetInfo("blobs", "two 2-D Gaussians, 1000 points each, std 1", _blobs, "2000 x 2", 2),
-        DatasetInfo("classification", "sklearn.datasets.make_classification", _classification,
-                    "2000 x 10", 2),
-        DatasetInfo("iris", "sklearn.datasets.load_iris, versicolor vs virginica", _iris,
-                    "100 x 4", 2),
-        DatasetInfo("breast_cancer", "sklearn.datasets.load_breast_cancer (Wisconsin)",
-                    _breast_cancer, "569 x 30", 2),
-        DatasetInfo("digits", "sklearn.datasets.load_digits (8x8 images)", _digits,
-                    "1797 x 64", 10),
-        DatasetInfo("synthetic", "generator: x ~ N(0, I), y ~ Bernoulli(sigmoid(x . w*)); "
-                    "size as synthetic:n=N,d=D", _synthetic,
-                    f"n x d (default {SYNTHETIC_DEFAULTS['n']} x {SYNTHETIC_DEFAULTS['d']})", 2),
+        DatasetInfo(
+            "classification", "sklearn.datasets.make_classification", _classification, "2000 x 10", 2
+        ),
+        DatasetInfo("iris", "sklearn.datasets.load_iris, versicolor vs virginica", _iris, "100 x 4", 2),
+        DatasetInfo(
+            "breast_cancer", "sklearn.datasets.load_breast_cancer (Wisconsin)", _breast_cancer, "569 x 30", 2
+        ),
+        DatasetInfo("digits", "sklearn.datasets.load_digits (8x8 images)", _digits, "1797 x 64", 10),
+        DatasetInfo(
+            "synthetic",
+            "generator: x ~ N(0, I), y ~ Bernoulli(sigmoid(x . w*)); size as synthetic:n=N,d=D",
+            _synthetic,
+            f"n x d (default {SYNTHETIC_DEFAULTS['n']} x {SYNTHETIC_DEFAULTS['d']})",
+            2,
+        ),
     ]
 }
 
@@ -236,14 +248,17 @@ def read_table(path: str | Path, target: str) -> tuple[np.ndarray, np.ndarray, d
         df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         first_line = str(exc).splitlines()[0].rstrip(".")
-        raise LogregError(f"File '{path}' could not be read as CSV: {first_line}. "
-                          "Check its format.") from None
+        raise LogregError(
+            f"File '{path}' could not be read as CSV: {first_line}. Check its format."
+        ) from None
     except (OSError, ValueError) as exc:
         if suffix == ".csv":
             raise
         first_line = str(exc).splitlines()[0].rstrip(".")
-        raise LogregError(f"File '{path}' could not be read as Parquet: {first_line}. "
-                          "Check that it is a valid Parquet file.") from None
+        raise LogregError(
+            f"File '{path}' could not be read as Parquet: {first_line}. "
+            "Check that it is a valid Parquet file."
+        ) from None
     if target not in df.columns:
         cols = ", ".join(map(str, df.columns))
         raise LogregError(f"Column {target!r} not found in {path.name}. Available columns: {cols}.")
@@ -252,8 +267,11 @@ def read_table(path: str | Path, target: str) -> tuple[np.ndarray, np.ndarray, d
     features = df.drop(columns=[target])
     if features.shape[1] == 0:
         raise LogregError(f"File '{path}' has no feature columns besides {target!r}. Add feature columns.")
-    bad = [str(c) for c in features.columns
-           if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))]
+    bad = [
+        str(c)
+        for c in features.columns
+        if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))
+    ]
     if bad:
         raise LogregError(
             f"Non-numeric feature columns in {path.name}: {', '.join(bad)}. "
@@ -300,10 +318,22 @@ def _stratified_indices(y: np.ndarray, frac: float, rng: np.random.Generator):
     return rest_idx, held_idx
 
 
-def make_split(X, y_raw, *, name: str = "arrays", source: str = "arrays", seed: int = 0,
-               test_size: float = 0.25, val_size: float = 0.2, standardize: bool = True,
-               dtype: str = "float32", evaluate_on_train: bool = False,
-               feature_names=None, class_names=None, metadata=None) -> Split:
+def make_split(
+    X,
+    y_raw,
+    *,
+    name: str = "arrays",
+    source: str = "arrays",
+    seed: int = 0,
+    test_size: float = 0.25,
+    val_size: float = 0.2,
+    standardize: bool = True,
+    dtype: str = "float32",
+    evaluate_on_train: bool = False,
+    feature_names=None,
+    class_names=None,
+    metadata=None,
+) -> Split:
     """Validate arrays, encode labels, split (stratified, seeded) and standardise."""
     try:
         X = np.asarray(X)
@@ -321,8 +351,7 @@ def make_split(X, y_raw, *, name: str = "arrays", source: str = "arrays", seed: 
     if not finite.all():
         bad = [feature_names[i] for i in np.flatnonzero(~finite)]
         raise LogregError(
-            f"Features with NaN or infinite values in {name}: {', '.join(bad)}. "
-            "Impute or drop those rows."
+            f"Features with NaN or infinite values in {name}: {', '.join(bad)}. Impute or drop those rows."
         )
     y, classes = encode_labels(y_raw)
     if len(y) != X.shape[0]:
@@ -349,9 +378,7 @@ def make_split(X, y_raw, *, name: str = "arrays", source: str = "arrays", seed: 
                     f"val_size={val_size}). Use more rows or other sizes."
                 )
         if len(np.unique(y[tr])) < 2:
-            raise LogregError(
-                f"The training part of {name} holds a single class. Use more rows per class."
-            )
+            raise LogregError(f"The training part of {name} holds a single class. Use more rows per class.")
     X_train = X[tr]  # fancy indexing copies, so standardising in place is safe
     if standardize:
         mean = X_train.mean(axis=0, dtype=np.float64)
@@ -376,20 +403,51 @@ def make_split(X, y_raw, *, name: str = "arrays", source: str = "arrays", seed: 
         yy = y[idx]
         yy.flags.writeable = False
         ys.append(yy)
-    return Split(name=name, source=source, X_train=X_tr, y_train=ys[0], X_val=X_va, y_val=ys[1],
-                 X_test=X_te, y_test=ys[2], n_classes=len(classes), feature_names=feature_names,
-                 class_names=classes, mean=mean, scale=scale,
-                 metadata=dict(metadata or {}, test_index=te))
+    return Split(
+        name=name,
+        source=source,
+        X_train=X_tr,
+        y_train=ys[0],
+        X_val=X_va,
+        y_val=ys[1],
+        X_test=X_te,
+        y_test=ys[2],
+        n_classes=len(classes),
+        feature_names=feature_names,
+        class_names=classes,
+        mean=mean,
+        scale=scale,
+        metadata=dict(metadata or {}, test_index=te),
+    )
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_split(dataset: str, data: str | None, target: str | None, seed: int, test_size: float,
-                  val_size: float, standardize: bool, dtype: str, mtime: float) -> Split:
+def _cached_split(
+    dataset: str,
+    data: str | None,
+    target: str | None,
+    seed: int,
+    test_size: float,
+    val_size: float,
+    standardize: bool,
+    dtype: str,
+    mtime: float,
+) -> Split:
     if data is not None:
         X, y, meta = read_table(data, target)
-        return make_split(X, y, name=Path(data).name, source=f"file {data}", seed=seed,
-                          test_size=test_size, val_size=val_size, standardize=standardize,
-                          dtype=dtype, feature_names=meta["feature_names"], metadata=meta)
+        return make_split(
+            X,
+            y,
+            name=Path(data).name,
+            source=f"file {data}",
+            seed=seed,
+            test_size=test_size,
+            val_size=val_size,
+            standardize=standardize,
+            dtype=dtype,
+            feature_names=meta["feature_names"],
+            metadata=meta,
+        )
     name, kwargs = parse_dataset(dataset)
     info = REGISTRY[name]
     X, y, meta = info.make(seed, **kwargs)
@@ -397,10 +455,20 @@ def _cached_split(dataset: str, data: str | None, target: str | None, seed: int,
     if "bayes_p" in meta:
         extra["w_star"] = meta["w_star"]
         extra["bayes_p"] = meta["bayes_p"]
-    split = make_split(X, y, name=dataset, source=info.source, seed=seed, test_size=test_size,
-                       val_size=val_size, standardize=standardize, dtype=dtype,
-                       evaluate_on_train=info.evaluate_on_train,
-                       feature_names=meta.get("feature_names"), class_names=meta.get("class_names"))
+    split = make_split(
+        X,
+        y,
+        name=dataset,
+        source=info.source,
+        seed=seed,
+        test_size=test_size,
+        val_size=val_size,
+        standardize=standardize,
+        dtype=dtype,
+        evaluate_on_train=info.evaluate_on_train,
+        feature_names=meta.get("feature_names"),
+        class_names=meta.get("class_names"),
+    )
     if "bayes_p" in extra:
         # Accuracy of the Bayes-optimal rule sign(x . w*) on this test part, in expectation.
         p_test = extra["bayes_p"][split.metadata["test_index"]]
@@ -415,11 +483,22 @@ def load_split(config) -> Split:
     if config.data is not None:
         p = Path(config.data)
         mtime = p.stat().st_mtime if p.exists() else 0.0
-    return _cached_split(config.dataset, config.data, config.target, config.seed,
-                         config.test_size, config.val_size, config.standardize, config.dtype, mtime)
+    return _cached_split(
+        config.dataset,
+        config.data,
+        config.target,
+        config.seed,
+        config.test_size,
+        config.val_size,
+        config.standardize,
+        config.dtype,
+        mtime,
+    )
 
 
 def describe_datasets() -> list[dict[str, Any]]:
     """One row per registry entry, for `logreg datasets`."""
-    return [{"name": d.name, "shape": d.shape, "n_classes": d.n_classes, "source": d.source}
-            for d in REGISTRY.values()]
+    return [
+        {"name": d.name, "shape": d.shape, "n_classes": d.n_classes, "source": d.source}
+        for d in REGISTRY.values()
+    ]

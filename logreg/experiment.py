@@ -1,33 +1,33 @@
 """Experiment files (experiments/*.toml): the schema, validated on load.
 
-    name = "default"                 # MLflow experiment and Optuna study prefix
-    datasets = ["iris", "digits"]    # registry names (`logreg datasets`)
-    impls = ["numpy", "autograd", "module"]
-    optimizers = ["sgd", "momentum", "adam"]
-    devices = ["cpu"]                # cpu, cuda, auto
-    n_trials = 10                    # finished trials per cell (dataset x impl x optimizer x device)
-    epochs = 60                      # per trial, unless [search.<optimizer>] tunes epochs
-    seed = 0                         # data split, initial weights, batch order, and the sampler
-    objective = "val_loss"           # val_loss (minimised) or val_accuracy (maximised)
-    eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
-    dtype = "float32"
+name = "default"                 # MLflow experiment and Optuna study prefix
+datasets = ["iris", "digits"]    # registry names (`logreg datasets`)
+impls = ["numpy", "autograd", "module"]
+optimizers = ["sgd", "momentum", "adam"]
+devices = ["cpu"]                # cpu, cuda, auto
+n_trials = 10                    # finished trials per cell (dataset x impl x optimizer x device)
+epochs = 60                      # per trial, unless [search.<optimizer>] tunes epochs
+seed = 0                         # data split, initial weights, batch order, and the sampler
+objective = "val_loss"           # val_loss (minimised) or val_accuracy (maximised)
+eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
+dtype = "float32"
 
-    [sampler]                        # name: tpe or random
-    name = "tpe"
-    [pruner]                         # name: median, hyperband or none
-    name = "median"
-    n_startup_trials = 3             # median only
-    n_warmup_steps = 10              # median only: epochs before pruning may start
+[sampler]                        # name: tpe or random
+name = "tpe"
+[pruner]                         # name: median, hyperband or none
+name = "median"
+n_startup_trials = 3             # median only
+n_warmup_steps = 10              # median only: epochs before pruning may start
 
-    [search.adam]                    # one table per optimizer; each key optional
-    lr = [1e-4, 0.5]                 # [low, high], sampled on a log scale
-    beta1 = [0.8, 0.95]              # adam only
-    beta2 = [0.99, 0.9999]           # adam only
-    momentum = [0.5, 0.99]           # momentum only
-    nesterov = [false, true]         # momentum only: choices
-    weight_decay = [1e-6, 1e-2]      # log scale; absent means 0
-    batch_size = ["full", 32, 128]   # choices; "full" is full batch
-    epochs = [20, 200]               # tune epochs too (integers)
+[search.adam]                    # one table per optimizer; each key optional
+lr = [1e-4, 0.5]                 # [low, high], sampled on a log scale
+beta1 = [0.8, 0.95]              # adam only
+beta2 = [0.99, 0.9999]           # adam only
+momentum = [0.5, 0.99]           # momentum only
+nesterov = [false, true]         # momentum only: choices
+weight_decay = [1e-6, 1e-2]      # log scale; absent means 0
+batch_size = ["full", 32, 128]   # choices; "full" is full batch
+epochs = [20, 200]               # tune epochs too (integers)
 """
 
 from __future__ import annotations
@@ -44,8 +44,22 @@ from logreg.errors import LogregError
 OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize"}
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-TOP_KEYS = ("name", "datasets", "impls", "optimizers", "devices", "n_trials", "epochs", "seed",
-            "objective", "eval_every", "dtype", "sampler", "pruner", "search")
+TOP_KEYS = (
+    "name",
+    "datasets",
+    "impls",
+    "optimizers",
+    "devices",
+    "n_trials",
+    "epochs",
+    "seed",
+    "objective",
+    "eval_every",
+    "dtype",
+    "sampler",
+    "pruner",
+    "search",
+)
 SEARCH_KEYS = {
     "sgd": ("lr", "weight_decay", "batch_size", "epochs"),
     "momentum": ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs"),
@@ -84,9 +98,14 @@ class Experiment:
 
     def cells(self) -> list[tuple[str, str, str, str]]:
         """(dataset, impl, optimizer, device) for every cell, in a stable order."""
-        return [(d, i, o, dev) for d in self.datasets for i in self.impls
-                for o in self.optimizers for dev in self.devices
-                if not (i == "numpy" and dev == "cuda")]
+        return [
+            (d, i, o, dev)
+            for d in self.datasets
+            for i in self.impls
+            for o in self.optimizers
+            for dev in self.devices
+            if not (i == "numpy" and dev == "cuda")
+        ]
 
     def study_name(self, cell) -> str:
         return "/".join((self.name, *cell))
@@ -132,16 +151,25 @@ def _int(path, key, value, low) -> int:
 
 
 def _range(path, key, value, *, low, high, log=False, integer=False) -> list:
-    ok = (isinstance(value, list) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
     if ok:
         a, b = value
-        ok = low <= a <= b <= high and (not log or a > 0) and (not integer or all(isinstance(v, int)
-                                                                                      for v in value))
+        ok = (
+            low <= a <= b <= high
+            and (not log or a > 0)
+            and (not integer or all(isinstance(v, int) for v in value))
+        )
     if not ok:
         kind = "integers" if integer else "numbers"
-        _fail(path, f"'{key}' must be [low, high] {kind} with {low} {'<' if log else '<='} low <= "
-                    f"high <= {high}. Got {value!r}.")
+        _fail(
+            path,
+            f"'{key}' must be [low, high] {kind} with {low} {'<' if log else '<='} low <= "
+            f"high <= {high}. Got {value!r}.",
+        )
     return list(value)
 
 
@@ -172,11 +200,15 @@ def _check_search(path: str, search: Any) -> dict:
                     _fail(path, f"{k!r} must be a list of true/false choices. Got {value!r}.")
                 checked[key] = list(value)
             elif key == "batch_size":
-                if not (isinstance(value, list) and value and all(
+                if not (
+                    isinstance(value, list)
+                    and value
+                    and all(
                         v == "full" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
-                        for v in value)):
-                    _fail(path, f"{k!r} must be a list of choices: \"full\" or integers >= 1. "
-                                f"Got {value!r}.")
+                        for v in value
+                    )
+                ):
+                    _fail(path, f'{k!r} must be a list of choices: "full" or integers >= 1. Got {value!r}.')
                 checked[key] = list(value)
         if "lr" not in checked:
             checked["lr"] = DEFAULT_SEARCH[opt]["lr"]
@@ -196,8 +228,11 @@ def _check_table(path, key, value, allowed_names, allowed_keys) -> dict:
         if k == "name":
             continue
         if k not in allowed_keys.get(name, ()):
-            _fail(path, f"Unknown key '{key}.{k}' for {name}. Allowed: "
-                        f"{', '.join(allowed_keys.get(name, ())) or 'none'}.")
+            _fail(
+                path,
+                f"Unknown key '{key}.{k}' for {name}. Allowed: "
+                f"{', '.join(allowed_keys.get(name, ())) or 'none'}.",
+            )
         _int(path, f"{key}.{k}", v, 0)
     return dict(value)
 
@@ -209,8 +244,7 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     for key in raw:
         if key not in TOP_KEYS:
             _fail(path, f"Unknown key {key!r}. Allowed keys: {', '.join(TOP_KEYS)}.")
-    if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"].strip() \
-            or "/" in raw["name"]:
+    if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"].strip() or "/" in raw["name"]:
         _fail(path, f"'name' must be a non-empty string without '/'. Got {raw.get('name')!r}.")
     if "datasets" not in raw:
         _fail(path, "'datasets' is required: a list of dataset names (see `logreg datasets`).")
@@ -231,12 +265,21 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     if "dtype" in raw:
         kw["dtype"] = raw["dtype"]
     if "sampler" in raw:
-        kw["sampler"] = _check_table(path, "sampler", raw["sampler"], SAMPLERS,
-                                     {"tpe": ("n_startup_trials",), "random": ()})
+        kw["sampler"] = _check_table(
+            path, "sampler", raw["sampler"], SAMPLERS, {"tpe": ("n_startup_trials",), "random": ()}
+        )
     if "pruner" in raw:
-        kw["pruner"] = _check_table(path, "pruner", raw["pruner"], PRUNERS,
-                                    {"median": ("n_startup_trials", "n_warmup_steps"),
-                                     "hyperband": ("min_resource", "reduction_factor"), "none": ()})
+        kw["pruner"] = _check_table(
+            path,
+            "pruner",
+            raw["pruner"],
+            PRUNERS,
+            {
+                "median": ("n_startup_trials", "n_warmup_steps"),
+                "hyperband": ("min_resource", "reduction_factor"),
+                "none": (),
+            },
+        )
     if "search" in raw:
         kw["search"] = _check_search(path, raw["search"])
     exp = Experiment(**kw)

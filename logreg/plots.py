@@ -22,7 +22,7 @@ def optimization_history(rows, direction: str, title: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     done = [(r["number"], r["value"]) for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
     if done:
-        x, y = map(np.array, zip(*done))
+        x, y = map(np.array, zip(*done, strict=True))
         best = np.minimum.accumulate(y) if direction == "minimize" else np.maximum.accumulate(y)
         ax.plot(x, y, "o", alpha=0.6, label="trial")
         ax.step(x, best, where="post", color="C3", label="best so far")

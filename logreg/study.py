@@ -35,8 +35,9 @@ def _env_seconds(name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise LogregError(f"The environment variable {name} must be a whole number of seconds >= 1. "
-                          f"Got {text!r} instead.")
+        raise LogregError(
+            f"The environment variable {name} must be a whole number of seconds >= 1. Got {text!r} instead."
+        )
     return value
 
 
@@ -103,8 +104,9 @@ def open_storage(url: str | None):
         try:
             return JournalStorage(_journal_backend(url))
         except OSError as exc:
-            raise LogregError(f"Cannot open the Optuna journal file {url!r}: {exc.strerror}. "
-                              "Check the --storage path.") from None
+            raise LogregError(
+                f"Cannot open the Optuna journal file {url!r}: {exc.strerror}. Check the --storage path."
+            ) from None
     from logreg.tracking import mask_uri
 
     heartbeat = _env_seconds("LOGREG_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
@@ -204,10 +206,13 @@ def make_pruner(exp: Experiment):
         return optuna.pruners.NopPruner()
     if p["name"] == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=p.get("min_resource", exp.eval_every), max_resource=exp.epochs,
-            reduction_factor=p.get("reduction_factor", 3))
-    return optuna.pruners.MedianPruner(n_startup_trials=p.get("n_startup_trials", 4),
-                                       n_warmup_steps=p.get("n_warmup_steps", 10))
+            min_resource=p.get("min_resource", exp.eval_every),
+            max_resource=exp.epochs,
+            reduction_factor=p.get("reduction_factor", 3),
+        )
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=p.get("n_startup_trials", 4), n_warmup_steps=p.get("n_warmup_steps", 10)
+    )
 
 
 def open_study(exp: Experiment, cell, storage):
@@ -215,9 +220,14 @@ def open_study(exp: Experiment, cell, storage):
     optuna = _optuna()
     name = exp.study_name(cell)
     with storage_errors(storage):
-        return optuna.create_study(storage=storage, study_name=name, direction=exp.direction,
-                                   sampler=make_sampler(exp, name), pruner=make_pruner(exp),
-                                   load_if_exists=True)
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=exp.direction,
+            sampler=make_sampler(exp, name),
+            pruner=make_pruner(exp),
+            load_if_exists=True,
+        )
 
 
 def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
@@ -230,16 +240,26 @@ def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
         if "nesterov" in space:
             kw["nesterov"] = trial.suggest_categorical("nesterov", space["nesterov"])
     if optimizer == "adam" and ("beta1" in space or "beta2" in space):
-        kw["betas"] = (trial.suggest_float("beta1", *space.get("beta1", [0.9, 0.9])),
-                       trial.suggest_float("beta2", *space.get("beta2", [0.999, 0.999])))
+        kw["betas"] = (
+            trial.suggest_float("beta1", *space.get("beta1", [0.9, 0.9])),
+            trial.suggest_float("beta2", *space.get("beta2", [0.999, 0.999])),
+        )
     if "weight_decay" in space:
         kw["weight_decay"] = trial.suggest_float("weight_decay", *space["weight_decay"], log=True)
     if "batch_size" in space:
         choice = trial.suggest_categorical("batch_size", space["batch_size"])
         kw["batch_size"] = None if choice == "full" else choice
     kw["epochs"] = trial.suggest_int("epochs", *space["epochs"]) if "epochs" in space else exp.epochs
-    return TrainConfig(dataset=dataset, impl=impl, optimizer=optimizer, device=device,
-                       dtype=exp.dtype, seed=exp.seed, eval_every=exp.eval_every, **kw)
+    return TrainConfig(
+        dataset=dataset,
+        impl=impl,
+        optimizer=optimizer,
+        device=device,
+        dtype=exp.dtype,
+        seed=exp.seed,
+        eval_every=exp.eval_every,
+        **kw,
+    )
 
 
 def finished_states():
@@ -258,8 +278,9 @@ def count_finished(study) -> int:
         trials = study.get_trials(deepcopy=False)
     for t in trials:
         if t.state in finished_states() or (
-                t.state == optuna.trial.TrialState.FAIL
-                and str(t.user_attrs.get("fail_reason", "")).startswith("diverged")):
+            t.state == optuna.trial.TrialState.FAIL
+            and str(t.user_attrs.get("fail_reason", "")).startswith("diverged")
+        ):
             n += 1
     return n
 
@@ -273,8 +294,15 @@ class TrialOutcome:
     value: float | None
 
 
-def run_cell(exp: Experiment, cell, study, objective_hooks: dict[str, Callable],
-             *, max_errors: int | None = None, stop: Callable[[], bool] = lambda: False) -> int:
+def run_cell(
+    exp: Experiment,
+    cell,
+    study,
+    objective_hooks: dict[str, Callable],
+    *,
+    max_errors: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
     """Run trials of one study until it has n_trials finished trials; return how many ran.
 
     `objective_hooks` supplies: `start(trial, config)` -> handle, `report(handle, epoch, metrics)`,
@@ -346,7 +374,8 @@ def run_cell(exp: Experiment, cell, study, objective_hooks: dict[str, Callable],
             failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
         ran += 1
         if len(failed) > before and not str(failed[-1].user_attrs.get("fail_reason", "")).startswith(
-                "diverged"):
+            "diverged"
+        ):
             errors += 1
             if errors >= max_errors:
                 raise LogregError(
@@ -396,9 +425,17 @@ def best_trial(study):
 
 def study_frame(study) -> list[dict[str, Any]]:
     """Plain rows (number, state, value, params, intermediate values) for plots and tables."""
-    return [{"number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params),
-             "intermediate": dict(t.intermediate_values), "user_attrs": dict(t.user_attrs)}
-            for t in study.get_trials(deepcopy=False)]
+    return [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": dict(t.params),
+            "intermediate": dict(t.intermediate_values),
+            "user_attrs": dict(t.user_attrs),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
 
 
 def param_importances(study) -> dict[str, float]:

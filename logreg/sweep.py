@@ -22,8 +22,13 @@ from logreg.experiment import Experiment
 # A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
 # process that died between the two writes (a live writer catches up within seconds).
 STALE_AFTER_S = 10.0
-TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "DIVERGED": "FAILED", "FAIL": "FAILED",
-                "INTERRUPTED": "KILLED"}
+TRIAL_STATUS = {
+    "COMPLETE": "FINISHED",
+    "PRUNED": "FINISHED",
+    "DIVERGED": "FAILED",
+    "FAIL": "FAILED",
+    "INTERRUPTED": "KILLED",
+}
 
 
 @dataclass
@@ -43,6 +48,14 @@ class SweepOptions:
     """End each study's parent run with its best trial and plots (off in spawned workers)."""
     worker_args: list[str] = field(default_factory=list)
     """Command-line overrides handed on to spawned workers."""
+    torch_threads: int = 1
+    """torch.set_num_threads for this process's trials; 0 keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
+            raise LogregError(
+                f"The 'torch_threads' parameter must be an int >= 0. Got {self.torch_threads!r} instead."
+            )
 
 
 def run_name(cell, number: int) -> str:
@@ -102,29 +115,48 @@ class _CellTracking:
                 return True  # failed by Optuna's heartbeat check: the process died
             return t.datetime_complete is None or now - t.datetime_complete.timestamp() > STALE_AFTER_S
 
-        runs = find_runs(self.tracker, self.experiment_id,
-                         {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
-                         status="RUNNING", flush=False)
+        runs = find_runs(
+            self.tracker,
+            self.experiment_id,
+            {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
+            status="RUNNING",
+            flush=False,
+        )
         runs = [r for r in runs if stale(int(r.data.tags.get("logreg.trial_number", -1)))]
         # A trial that finished in Optuna but whose run was never ended (the tracking store went
         # away) ends FINISHED with the result Optuna kept; the others died mid-trial.
-        done = {r.info.run_id: trials[int(r.data.tags["logreg.trial_number"])] for r in runs
-                if trials.get(int(r.data.tags["logreg.trial_number"])) is not None
-                and trials[int(r.data.tags["logreg.trial_number"])].state.name in ("COMPLETE", "PRUNED")}
+        done = {
+            r.info.run_id: trials[int(r.data.tags["logreg.trial_number"])]
+            for r in runs
+            if trials.get(int(r.data.tags["logreg.trial_number"])) is not None
+            and trials[int(r.data.tags["logreg.trial_number"])].state.name in ("COMPLETE", "PRUNED")
+        }
         for state in ("COMPLETE", "PRUNED"):
             ended = [r for r in runs if r.info.run_id in done and done[r.info.run_id].state.name == state]
-            end_stale_runs(self.tracker, ended, "FINISHED", state=state,
-                           reason="its run was ended later: the process stopped before writing its end",
-                           metrics={r.info.run_id: done[r.info.run_id].user_attrs.get("result", {})
-                                    for r in ended})
-        return end_stale_runs(self.tracker, [r for r in runs if r.info.run_id not in done],
-                              "KILLED", "its process died mid-trial") + len(done)
+            end_stale_runs(
+                self.tracker,
+                ended,
+                "FINISHED",
+                state=state,
+                reason="its run was ended later: the process stopped before writing its end",
+                metrics={r.info.run_id: done[r.info.run_id].user_attrs.get("result", {}) for r in ended},
+            )
+        return end_stale_runs(
+            self.tracker,
+            [r for r in runs if r.info.run_id not in done],
+            "KILLED",
+            "its process died mid-trial",
+        ) + len(done)
 
     def _parents(self) -> list:
         from logreg.tracking import find_runs
 
-        found = find_runs(self.tracker, self.experiment_id,
-                          {"logreg.study": self.study_name, "logreg.run_kind": "study"}, flush=False)
+        found = find_runs(
+            self.tracker,
+            self.experiment_id,
+            {"logreg.study": self.study_name, "logreg.run_kind": "study"},
+            flush=False,
+        )
         # The oldest is the study's parent, whichever process asks (see open_parent).
         return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
@@ -145,13 +177,28 @@ class _CellTracking:
             self.parent = self.tracker.resume_run(found[0].info.run_id)
             return
         dataset, impl, optimizer, device = self.cell
-        tags = {**environment_tags(device), "logreg.study": self.study_name, "logreg.run_kind": "study",
-                "logreg.experiment": self.exp.name}
+        tags = {
+            **environment_tags(device),
+            "logreg.study": self.study_name,
+            "logreg.run_kind": "study",
+            "logreg.experiment": self.exp.name,
+        }
         self.parent = self.tracker.start_run(self.experiment_id, self.study_name, tags)
-        self.tracker.log(self.parent, params={
-            "dataset": dataset, "impl": impl, "optimizer": optimizer, "device": device,
-            "n_trials": self.exp.n_trials, "objective": self.exp.objective, "epochs": self.exp.epochs,
-            "seed": self.exp.seed, "sampler": self.exp.sampler["name"], "pruner": self.exp.pruner["name"]})
+        self.tracker.log(
+            self.parent,
+            params={
+                "dataset": dataset,
+                "impl": impl,
+                "optimizer": optimizer,
+                "device": device,
+                "n_trials": self.exp.n_trials,
+                "objective": self.exp.objective,
+                "epochs": self.exp.epochs,
+                "seed": self.exp.seed,
+                "sampler": self.exp.sampler["name"],
+                "pruner": self.exp.pruner["name"],
+            },
+        )
         self.tracker.flush()
         oldest = self._parents()[0].info.run_id
         if oldest != self.parent.run_id:  # another process created the parent first: use it
@@ -168,12 +215,18 @@ class _CellTracking:
         if self.tracker is None:
             return None
         split = load_split(config)
-        tags = {**environment_tags(config.resolved_device), **dataset_tags(split),
-                "logreg.study": self.study_name, "logreg.run_kind": "trial",
-                "logreg.trial_number": str(trial.number), "logreg.trial_state": "RUNNING",
-                "logreg.experiment": self.exp.name}
-        return self.tracker.start_run(self.experiment_id, run_name(self.cell, trial.number), tags,
-                                      parent=self.parent)
+        tags = {
+            **environment_tags(config.resolved_device),
+            **dataset_tags(split),
+            "logreg.study": self.study_name,
+            "logreg.run_kind": "trial",
+            "logreg.trial_number": str(trial.number),
+            "logreg.trial_state": "RUNNING",
+            "logreg.experiment": self.exp.name,
+        }
+        return self.tracker.start_run(
+            self.experiment_id, run_name(self.cell, trial.number), tags, parent=self.parent
+        )
 
     def finish(self, handle, trial, state: str, result, history, error) -> None:
         if handle is None:
@@ -219,19 +272,31 @@ class _CellTracking:
             out = workdir / self.study_name.replace("/", "__")
             out.mkdir(parents=True, exist_ok=True)
             title = self.study_name
-            files = [pl.optimization_history(rows, self.exp.direction, f"{title}: {self.exp.objective}",
-                                             out / "optimization_history.png"),
-                     pl.param_importances(st.param_importances(study), title, out / "param_importances.png")]
+            files = [
+                pl.optimization_history(
+                    rows,
+                    self.exp.direction,
+                    f"{title}: {self.exp.objective}",
+                    out / "optimization_history.png",
+                ),
+                pl.param_importances(st.param_importances(study), title, out / "param_importances.png"),
+            ]
             if best is not None:
                 from logreg.train import train
 
                 # Deterministic: retraining the best config reproduces its run exactly.
                 result = train(TrainConfig(**best.user_attrs["config"]))
-                files.append(pl.learning_curves(result.history, f"{title}, trial {best.number}",
-                                                out / "best_learning_curves.png"))
+                files.append(
+                    pl.learning_curves(
+                        result.history, f"{title}, trial {best.number}", out / "best_learning_curves.png"
+                    )
+                )
                 if result.split.n_features == 2 and result.split.n_classes == 2:
-                    files.append(pl.decision_boundary(result, f"{title}, trial {best.number}",
-                                                      out / "best_decision_boundary.png"))
+                    files.append(
+                        pl.decision_boundary(
+                            result, f"{title}, trial {best.number}", out / "best_decision_boundary.png"
+                        )
+                    )
             for f in files:
                 self.tracker.log_artifact(self.parent, f, "plots")
         self.tracker.end_run(self.parent, "FINISHED")
@@ -271,9 +336,22 @@ def _open_tracker(exp: Experiment, opts: SweepOptions):
     return tracker, tracker.experiment_id(exp.name)
 
 
-def run_cells(exp: Experiment, opts: SweepOptions, storage, tracker, experiment_id,
-              progress: _Progress | None = None, workdir: Path | None = None) -> None:
+def run_cells(
+    exp: Experiment,
+    opts: SweepOptions,
+    storage,
+    tracker,
+    experiment_id,
+    progress: _Progress | None = None,
+    workdir: Path | None = None,
+) -> None:
     """Run every cell's study to n_trials finished trials (this process only)."""
+    if opts.torch_threads and any(impl != "numpy" for impl in exp.impls):
+        import torch
+
+        # Sweep trials are small: one thread avoids torch's threads waiting for a core that the
+        # MLflow writer or another worker holds (parallelism comes from --workers instead).
+        torch.set_num_threads(opts.torch_threads)
     for cell in exp.cells():
         study = st.open_study(exp, cell, storage)
         name = exp.study_name(cell)
@@ -287,9 +365,12 @@ def run_cells(exp: Experiment, opts: SweepOptions, storage, tracker, experiment_
         best = [None]
         sign = 1 if exp.direction == "minimize" else -1
 
-        def done(outcome, _best=best, _name=name):
-            if outcome.state == "COMPLETE" and outcome.value is not None and (
-                    _best[0] is None or sign * outcome.value < sign * _best[0]):
+        def done(outcome, _best=best, _name=name, sign=sign):
+            if (
+                outcome.state == "COMPLETE"
+                and outcome.value is not None
+                and (_best[0] is None or sign * outcome.value < sign * _best[0])
+            ):
                 _best[0] = outcome.value
             if progress:
                 progress.trial()
@@ -316,11 +397,26 @@ def _tracking_failed(tracker):
     return stop
 
 
-def _spawn_workers(exp: Experiment, opts: SweepOptions, storage_url: str, tracking_uri: str | None,
-                   progress: _Progress, storage) -> None:
+def _spawn_workers(
+    exp: Experiment,
+    opts: SweepOptions,
+    storage_url: str,
+    tracking_uri: str | None,
+    progress: _Progress,
+    storage,
+) -> None:
     """N worker processes share every study; this process shows progress until they finish."""
-    cmd = [sys.executable, "-m", "logreg", "worker", exp.path, "--storage", storage_url, "--no-finalize",
-           *opts.worker_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "logreg",
+        "worker",
+        exp.path,
+        "--storage",
+        storage_url,
+        "--no-finalize",
+        *opts.worker_args,
+    ]
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
     if not opts.track:
@@ -348,8 +444,10 @@ def _spawn_workers(exp: Experiment, opts: SweepOptions, storage_url: str, tracki
         raise
     bad = [p.returncode for p in procs if p.returncode != 0]
     if bad:
-        raise LogregError(f"{len(bad)} of {len(procs)} workers failed (exit status {bad}). "
-                          "Their completed trials are kept; see their errors above and re-run to resume.")
+        raise LogregError(
+            f"{len(bad)} of {len(procs)} workers failed (exit status {bad}). "
+            "Their completed trials are kept; see their errors above and re-run to resume."
+        )
 
 
 def run_sweep(exp: Experiment, opts: SweepOptions):
@@ -433,16 +531,21 @@ def summarize(exp: Experiment, storage):
         if dataset not in refs:
             refs[dataset] = sklearn_reference(dataset, exp)
         res = best.user_attrs.get("result", {}) if best else {}
-        rows.append({
-            "dataset": dataset, "impl": impl, "optimizer": optimizer, "device": device,
-            "trials": st.count_finished(study),
-            f"best_{exp.objective}": best.value if best else float("nan"),
-            "test_accuracy": res.get("test_accuracy", float("nan")),
-            "sklearn_test_accuracy": refs[dataset],
-            "fit_seconds": res.get("fit_seconds", float("nan")),
-            "best_trial": best.number if best else -1,
-            "hyperparameters": _hyperparams(best.params) if best else "",
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "impl": impl,
+                "optimizer": optimizer,
+                "device": device,
+                "trials": st.count_finished(study),
+                f"best_{exp.objective}": best.value if best else float("nan"),
+                "test_accuracy": res.get("test_accuracy", float("nan")),
+                "sklearn_test_accuracy": refs[dataset],
+                "fit_seconds": res.get("fit_seconds", float("nan")),
+                "best_trial": best.number if best else -1,
+                "hyperparameters": _hyperparams(best.params) if best else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -459,6 +562,7 @@ def write_summary(df, out_dir: Path) -> tuple[Path, Path]:
 
 def to_markdown(df) -> str:
     """A GitHub table without the optional tabulate dependency."""
+
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"

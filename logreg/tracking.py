@@ -19,7 +19,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def mask_uri(uri: str | None) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -66,10 +66,16 @@ def git_commit() -> str:
     """The checkout's commit (with '+dirty' when it has changes), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
@@ -83,7 +89,7 @@ def environment_tags(device: str) -> dict[str, str]:
 
     tags = {
         "logreg.device_kind": device,
-        "logreg.device_name": _cpu_name(),
+        "logreg.device_name": cpu_name(),
         "logreg.host": socket.gethostname(),
         "logreg.git_commit": git_commit(),
         "logreg.numpy_version": numpy.__version__,
@@ -153,8 +159,9 @@ def _check_database(uri: str) -> None:
     import sqlalchemy
 
     try:
-        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10}
-                                          if scheme.startswith("postgres") else {})
+        engine = sqlalchemy.create_engine(
+            uri, connect_args={"connect_timeout": 10} if scheme.startswith("postgres") else {}
+        )
         try:
             with engine.connect():
                 pass
@@ -289,9 +296,12 @@ def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
                 client.update_run(run_id, status="RUNNING")
             elif kind == "log":
                 _, hid, metrics, params, tags = op
-                client.log_batch(run_ids[hid], metrics=[Metric(k, v, t, st) for k, v, t, st in metrics],
-                                 params=[Param(k, v) for k, v in params],
-                                 tags=[RunTag(k, v) for k, v in tags])
+                client.log_batch(
+                    run_ids[hid],
+                    metrics=[Metric(k, v, t, st) for k, v, t, st in metrics],
+                    params=[Param(k, v) for k, v in params],
+                    tags=[RunTag(k, v) for k, v in tags],
+                )
             elif kind == "artifact":
                 _, hid, path, artifact_path = op
                 client.log_artifact(run_ids[hid], path, artifact_path)
@@ -330,12 +340,20 @@ class Tracker:
         if forked:
             ctx = mp.get_context("fork")
             self._ops, self._replies = ctx.Queue(), ctx.Queue()
-            self._worker = ctx.Process(target=_writer_loop, name="logreg-tracker", daemon=True,
-                                       args=(self.uri, self._ops, self._replies, os.getpid(), True))
+            self._worker = ctx.Process(
+                target=_writer_loop,
+                name="logreg-tracker",
+                daemon=True,
+                args=(self.uri, self._ops, self._replies, os.getpid(), True),
+            )
         else:  # pragma: no cover - non-Linux fallback
             self._ops, self._replies = queue.Queue(), queue.Queue()
-            self._worker = threading.Thread(target=_writer_loop, name="logreg-tracker", daemon=True,
-                                            args=(self.uri, self._ops, self._replies, os.getpid(), False))
+            self._worker = threading.Thread(
+                target=_writer_loop,
+                name="logreg-tracker",
+                daemon=True,
+                args=(self.uri, self._ops, self._replies, os.getpid(), False),
+            )
         self._worker.start()
 
     def _handle(self, run_id: str | None = None) -> RunHandle:
@@ -401,12 +419,25 @@ class Tracker:
         except MlflowException:  # another worker created it first
             return self.client.get_experiment_by_name(name).experiment_id
 
-    def start_run(self, experiment_id: str, run_name: str, tags: Mapping[str, str] | None = None,
-                  parent: RunHandle | None = None) -> RunHandle:
+    def start_run(
+        self,
+        experiment_id: str,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+        parent: RunHandle | None = None,
+    ) -> RunHandle:
         handle = self._handle()
         all_tags = {k: str(v)[:5000] for k, v in (tags or {}).items()}
-        self._ops.put(("start", handle.hid, experiment_id, run_name, all_tags,
-                       parent.hid if parent is not None else None))
+        self._ops.put(
+            (
+                "start",
+                handle.hid,
+                experiment_id,
+                run_name,
+                all_tags,
+                parent.hid if parent is not None else None,
+            )
+        )
         return handle
 
     def resume_run(self, run_id: str) -> RunHandle:
@@ -415,14 +446,21 @@ class Tracker:
         self._ops.put(("resume", handle.hid, run_id))
         return handle
 
-    def log(self, handle: RunHandle, *, params: Mapping[str, Any] | None = None,
-            metrics: Mapping[str, float] | None = None, tags: Mapping[str, Any] | None = None,
-            history: Mapping[str, list] | None = None, steps: list[int] | None = None) -> None:
+    def log(
+        self,
+        handle: RunHandle,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        history: Mapping[str, list] | None = None,
+        steps: list[int] | None = None,
+    ) -> None:
         """One batch: params, per-step history, final metrics (at the last step), tags."""
         now = int(time.time() * 1000)
         ms = []
         for key, values in (history or {}).items():
-            ms += [(key, float(v), now, int(st)) for st, v in zip(steps, values)]
+            ms += [(key, float(v), now, int(st)) for st, v in zip(steps, values, strict=True)]
         last = int(steps[-1]) if steps else 0
         ms += [(key, float(v), now, last) for key, v in (metrics or {}).items()]
         ps = [(k, _param_str(v)) for k, v in (params or {}).items()]
@@ -476,8 +514,7 @@ def search_runs(uri: str | None, experiment_names: list[str], filter_string: str
     import pandas as pd
 
     client = make_client(uri)
-    ids = [e.experiment_id for n in experiment_names
-           if (e := client.get_experiment_by_name(n)) is not None]
+    ids = [e.experiment_id for n in experiment_names if (e := client.get_experiment_by_name(n)) is not None]
     if not ids:
         return pd.DataFrame()
     mlflow.set_tracking_uri(resolve_tracking_uri(uri))
@@ -502,8 +539,13 @@ def _quote(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def find_runs(tracker: Tracker, experiment_id: str, tags: Mapping[str, str],
-              status: str | None = None, flush: bool = True) -> list:
+def find_runs(
+    tracker: Tracker,
+    experiment_id: str,
+    tags: Mapping[str, str],
+    status: str | None = None,
+    flush: bool = True,
+) -> list:
     """Runs of an experiment whose tags equal `tags` (after the writer caught up, with flush)."""
     if flush:
         tracker.flush()
@@ -514,8 +556,14 @@ def find_runs(tracker: Tracker, experiment_id: str, tags: Mapping[str, str],
         return tracker.client.search_runs([experiment_id], " and ".join(clauses), max_results=10_000)
 
 
-def end_stale_runs(tracker: Tracker, runs, status: str = "KILLED", reason: str = "",
-                   state: str = "STALE", metrics: Mapping[str, Mapping[str, float]] | None = None) -> int:
+def end_stale_runs(
+    tracker: Tracker,
+    runs,
+    status: str = "KILLED",
+    reason: str = "",
+    state: str = "STALE",
+    metrics: Mapping[str, Mapping[str, float]] | None = None,
+) -> int:
     """End RUNNING runs left behind by a dead or interrupted process.
 
     metrics: final metrics by run id, for runs whose trial finished but whose end was never written.
@@ -527,8 +575,9 @@ def end_stale_runs(tracker: Tracker, runs, status: str = "KILLED", reason: str =
         for run in runs:
             values = (metrics or {}).get(run.info.run_id)
             if values:
-                tracker.client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0)
-                                                                   for k, v in values.items()])
+                tracker.client.log_batch(
+                    run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
+                )
             if reason:
                 tracker.client.set_tag(run.info.run_id, "logreg.error", reason)
             tracker.client.set_tag(run.info.run_id, "logreg.trial_state", state)

@@ -65,10 +65,15 @@ class Result:
             "status": self.status,
             "message": self.message,
             "device": self.device,
-            "dataset": {"name": self.split.name, "n_train": len(self.split.y_train),
-                        "n_val": len(self.split.y_val), "n_test": len(self.split.y_test),
-                        "n_features": self.split.n_features, "n_classes": self.split.n_classes,
-                        "class_names": list(self.split.class_names)},
+            "dataset": {
+                "name": self.split.name,
+                "n_train": len(self.split.y_train),
+                "n_val": len(self.split.y_val),
+                "n_test": len(self.split.y_test),
+                "n_features": self.split.n_features,
+                "n_classes": self.split.n_classes,
+                "class_names": list(self.split.class_names),
+            },
         }
 
 
@@ -89,8 +94,11 @@ def _roc_auc(y, proba) -> float:
     return float(roc_auc_score(y, proba[:, 1]))
 
 
-def train(config: TrainConfig, split: Split | None = None,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> Result:
+def train(
+    config: TrainConfig,
+    split: Split | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+) -> Result:
     """Train logistic regression as `config` says and return the Result.
 
     `on_eval(epoch, metrics)` is called at every evaluation point (outside the
@@ -128,24 +136,39 @@ def train(config: TrainConfig, split: Split | None = None,
         # Evaluation point: outside the timings, the only host synchronisation.
         train_loss, train_acc = model.evaluate(train_data)
         val_loss, val_acc = model.evaluate(val_data)
-        for key, value in zip(HISTORY_KEYS, (epoch, train_loss, train_acc, val_loss, val_acc)):
+        for key, value in zip(HISTORY_KEYS, (epoch, train_loss, train_acc, val_loss, val_acc), strict=True):
             history[key].append(value)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > loss_limit:
             status = "diverged"
-            message = (f"Training diverged at epoch {epoch}: the train loss became {train_loss:.4g} "
-                       f"(initial {initial_loss:.4g}). Lower the learning rate (lr={config.lr}).")
+            message = (
+                f"Training diverged at epoch {epoch}: the train loss became {train_loss:.4g} "
+                f"(initial {initial_loss:.4g}). Lower the learning rate (lr={config.lr})."
+            )
             break
-        if config.target_accuracy is not None and time_to_target is None:
-            if model.evaluate(test_data)[1] >= config.target_accuracy:
-                time_to_target = sum(epoch_times)
+        if (
+            config.target_accuracy is not None
+            and time_to_target is None
+            and model.evaluate(test_data)[1] >= config.target_accuracy
+        ):
+            time_to_target = sum(epoch_times)
         if on_eval is not None:
-            on_eval(epoch, {"train_loss": train_loss, "train_accuracy": train_acc,
-                            "val_loss": val_loss, "val_accuracy": val_acc})
+            on_eval(
+                epoch,
+                {
+                    "train_loss": train_loss,
+                    "train_accuracy": train_acc,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_acc,
+                },
+            )
 
     fit_seconds = sum(epoch_times)
     metrics: dict[str, float] = {}
-    for part, data, y in (("train", train_data, split.y_train), ("val", val_data, split.y_val),
-                          ("test", test_data, split.y_test)):
+    for part, data, y in (
+        ("train", train_data, split.y_train),
+        ("val", val_data, split.y_val),
+        ("test", test_data, split.y_test),
+    ):
         loss, acc = model.evaluate(data)
         metrics[f"{part}_loss"], metrics[f"{part}_accuracy"] = loss, acc
         if split.n_classes == 2 and status == "completed":
@@ -158,9 +181,17 @@ def train(config: TrainConfig, split: Split | None = None,
     }
     if config.target_accuracy is not None:
         timings["time_to_target_seconds"] = time_to_target if time_to_target is not None else float("nan")
-    result = Result(config=config, metrics=metrics, history=history, timings=timings,
-                    status=status, message=message, device=device,
-                    weights=model.get_params(), split=split)
+    result = Result(
+        config=config,
+        metrics=metrics,
+        history=history,
+        timings=timings,
+        status=status,
+        message=message,
+        device=device,
+        weights=model.get_params(),
+        split=split,
+    )
     if split.name == "hours" and status == "completed":
         metrics["p_pass_at_4_hours"] = float(result.predict_proba([[4.0]])[0, 1])
     return result

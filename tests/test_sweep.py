@@ -22,15 +22,52 @@ from logreg.sweep import SweepOptions, run_name, run_sweep
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "experiments" / "smoke.toml"
 
-TRIAL_PARAMS = ["dataset", "impl", "optimizer", "lr", "momentum", "betas", "eps", "weight_decay",
-                "epochs", "batch_size", "device", "dtype", "seed", "test_size", "eval_every"]
-TRIAL_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
-                 "test_accuracy", "test_roc_auc", "fit_seconds", "epoch_seconds_median",
-                 "samples_per_second"]
-TRIAL_TAGS = ["logreg.trial_number", "logreg.trial_state", "logreg.device_kind", "logreg.device_name",
-              "logreg.host", "logreg.torch_version", "logreg.numpy_version", "logreg.mlflow_version",
-              "logreg.optuna_version", "logreg.git_commit", "logreg.dataset", "logreg.dataset_shape",
-              "logreg.dataset_digest", "logreg.study", "mlflow.parentRunId"]
+TRIAL_PARAMS = [
+    "dataset",
+    "impl",
+    "optimizer",
+    "lr",
+    "momentum",
+    "betas",
+    "eps",
+    "weight_decay",
+    "epochs",
+    "batch_size",
+    "device",
+    "dtype",
+    "seed",
+    "test_size",
+    "eval_every",
+]
+TRIAL_METRICS = [
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "test_roc_auc",
+    "fit_seconds",
+    "epoch_seconds_median",
+    "samples_per_second",
+]
+TRIAL_TAGS = [
+    "logreg.trial_number",
+    "logreg.trial_state",
+    "logreg.device_kind",
+    "logreg.device_name",
+    "logreg.host",
+    "logreg.torch_version",
+    "logreg.numpy_version",
+    "logreg.mlflow_version",
+    "logreg.optuna_version",
+    "logreg.git_commit",
+    "logreg.dataset",
+    "logreg.dataset_shape",
+    "logreg.dataset_digest",
+    "logreg.study",
+    "mlflow.parentRunId",
+]
 
 
 def _runs(uri: str, name: str) -> pd.DataFrame:
@@ -62,14 +99,16 @@ def test_run_counts_and_parent_child_structure(smoke_sweep):
     assert len(parents) == len(exp.cells()) == 8
     assert set(parents["tags.logreg.study"]) == {exp.study_name(c) for c in exp.cells()}
     # One child per Optuna trial; every child points at its own study's parent.
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"]))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"])
+    )
     n_trials = 0
     for cell in exp.cells():
         study = optuna.load_study(study_name=exp.study_name(cell), storage=storage)
         n_trials += len(study.trials)
         assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 3
     assert len(children) == n_trials
-    parent_of = dict(zip(parents["tags.logreg.study"], parents["run_id"]))
+    parent_of = dict(zip(parents["tags.logreg.study"], parents["run_id"], strict=True))
     for _, child in children.iterrows():
         assert child["tags.mlflow.parentRunId"] == parent_of[child["tags.logreg.study"]]
     assert set(runs["status"]) == {"FINISHED"}  # nothing left RUNNING
@@ -88,7 +127,8 @@ def test_documented_params_metrics_tags(smoke_sweep):
     child = done.iloc[0]
     assert child["tags.mlflow.runName"] == run_name(
         (child["params.dataset"], child["params.impl"], child["params.optimizer"], "cpu"),
-        int(child["tags.logreg.trial_number"]))
+        int(child["tags.logreg.trial_number"]),
+    )
     # Per-epoch history with steps: every eval_every (5) epochs up to epochs (20).
     hist = MlflowClient(smoke_sweep["uri"]).get_metric_history(child["run_id"], "val_loss")
     assert [m.step for m in hist] == [5, 10, 15, 20]
@@ -96,15 +136,19 @@ def test_documented_params_metrics_tags(smoke_sweep):
 
 def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
     exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "smoke")
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"]))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"])
+    )
     for cell in exp.cells():
         name = exp.study_name(cell)
         study = optuna.load_study(study_name=name, storage=storage)
         parent = runs[(runs["tags.logreg.study"] == name) & (runs["tags.logreg.run_kind"] == "study")].iloc[0]
         assert int(parent["tags.best_trial_number"]) == study.best_trial.number
         assert parent["metrics.best_value"] == pytest.approx(study.best_value, rel=1e-12)
-        child = runs[(runs["tags.logreg.study"] == name)
-                     & (runs["tags.logreg.trial_number"] == str(study.best_trial.number))].iloc[0]
+        child = runs[
+            (runs["tags.logreg.study"] == name)
+            & (runs["tags.logreg.trial_number"] == str(study.best_trial.number))
+        ].iloc[0]
         assert child["metrics.val_loss"] == pytest.approx(study.best_value, rel=1e-12)
         assert float(child["params.lr"]) == pytest.approx(study.best_params["lr"], rel=1e-12)
 
@@ -119,8 +163,13 @@ def test_study_artifacts_and_summary(smoke_sweep):
         assert ("best_decision_boundary.png" in names) == p["tags.logreg.study"].startswith("smoke/blobs/")
     summary = pd.read_csv(smoke_sweep["dir"] / "results" / "smoke" / "summary.csv")
     assert len(summary) == 8
-    assert {"best_val_loss", "test_accuracy", "sklearn_test_accuracy", "fit_seconds",
-            "hyperparameters"} <= set(summary.columns)
+    assert {
+        "best_val_loss",
+        "test_accuracy",
+        "sklearn_test_accuracy",
+        "fit_seconds",
+        "hyperparameters",
+    } <= set(summary.columns)
     # scikit-learn's reference is computed on the same split: recompute it independently here.
     from sklearn.linear_model import LogisticRegression
 
@@ -136,14 +185,21 @@ def test_study_artifacts_and_summary(smoke_sweep):
 
 def test_resume_adds_only_missing_trials(smoke_sweep):
     exp = smoke_sweep["exp"].override(n_trials=4)
-    opts = SweepOptions(storage=smoke_sweep["storage"], tracking_uri=smoke_sweep["uri"], progress=False,
-                        plots=False, results_dir=None)
+    opts = SweepOptions(
+        storage=smoke_sweep["storage"],
+        tracking_uri=smoke_sweep["uri"],
+        progress=False,
+        plots=False,
+        results_dir=None,
+    )
     before = _runs(smoke_sweep["uri"], "smoke")
     run_sweep(exp, opts)
     after = _runs(smoke_sweep["uri"], "smoke")
     # Parents are reused, not duplicated; each study finished exactly one more trial.
     assert (after["tags.logreg.run_kind"] == "study").sum() == 8
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"]))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"])
+    )
     for cell in exp.cells():
         study = optuna.load_study(study_name=exp.study_name(cell), storage=storage)
         assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 4
@@ -154,8 +210,17 @@ def test_resume_adds_only_missing_trials(smoke_sweep):
 
 
 def _tiny(tmp_path, name="tiny", **extra):
-    raw = {"name": name, "datasets": ["iris"], "impls": ["numpy"], "optimizers": ["sgd"], "n_trials": 4,
-           "epochs": 10, "eval_every": 5, "pruner": {"name": "none"}, **extra}
+    raw = {
+        "name": name,
+        "datasets": ["iris"],
+        "impls": ["numpy"],
+        "optimizers": ["sgd"],
+        "n_trials": 4,
+        "epochs": 10,
+        "eval_every": 5,
+        "pruner": {"name": "none"},
+        **extra,
+    }
     return validate(raw, str(tmp_path / "tiny.toml"))
 
 
@@ -163,11 +228,13 @@ def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
     exp = _tiny(tmp_path, "diverge", datasets=["digits"], search={"sgd": {"lr": [1e5, 1e6]}})
     uri = shared_uri
     storage = str(tmp_path / "j.log")
-    summary = run_sweep(exp, SweepOptions(storage=storage, tracking_uri=uri, progress=False, plots=False,
-                                          results_dir=None))
-    study = optuna.load_study(study_name="diverge/digits/numpy/sgd/cpu",
-                              storage=optuna.storages.JournalStorage(
-                                  optuna.storages.journal.JournalFileBackend(storage)))
+    summary = run_sweep(
+        exp, SweepOptions(storage=storage, tracking_uri=uri, progress=False, plots=False, results_dir=None)
+    )
+    study = optuna.load_study(
+        study_name="diverge/digits/numpy/sgd/cpu",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage)),
+    )
     assert len(study.trials) == 4
     assert all(t.state.name == "FAIL" for t in study.trials)
     assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in study.trials)
@@ -192,8 +259,12 @@ def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch, 
     monkeypatch.setattr(train_module, "train", flaky)
     exp = _tiny(tmp_path, "raises")
     uri = shared_uri
-    run_sweep(exp, SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False,
-                                plots=False, results_dir=None))
+    run_sweep(
+        exp,
+        SweepOptions(
+            storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, plots=False, results_dir=None
+        ),
+    )
     runs = _runs(uri, "raises")
     trials = runs[runs["tags.logreg.run_kind"] == "trial"]
     failed = trials[trials["status"] == "FAILED"]
@@ -207,8 +278,10 @@ def test_same_seed_same_suggestions(tmp_path):
         (tmp_path / sub).mkdir()
         storage = str(tmp_path / sub / "j.log")
         run_sweep(exp, SweepOptions(storage=storage, track=False, progress=False, results_dir=None))
-        study = optuna.load_study(study_name="tiny/iris/numpy/sgd/cpu", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(storage)))
+        study = optuna.load_study(
+            study_name="tiny/iris/numpy/sgd/cpu",
+            storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage)),
+        )
         return [t.params for t in study.trials]
 
     first, second = params("a"), params("b")
@@ -239,16 +312,31 @@ name = "none"
 def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     (tmp_path / "slow.toml").write_text(SLOW_EXP)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cmd = [sys.executable, "-m", "logreg", "sweep", str(tmp_path / "slow.toml"), "--no-progress",
-           "--no-plots", "--storage", str(tmp_path / "j.log"), "--tracking-uri", uri,
-           "--results-dir", str(tmp_path / "results")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "logreg",
+        "sweep",
+        str(tmp_path / "slow.toml"),
+        "--no-progress",
+        "--no-plots",
+        "--storage",
+        str(tmp_path / "j.log"),
+        "--tracking-uri",
+        uri,
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
+    )
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until a trial completed and the next one runs
         try:
-            trials = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu",
-                                       storage=storage).trials
+            trials = optuna.load_study(
+                study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage
+            ).trials
         except KeyError:
             trials = []
         if any(t.state.name == "COMPLETE" for t in trials) and trials[-1].state.name == "RUNNING":
@@ -274,17 +362,26 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     assert completed_before < 6
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ('name = "x"\ndatasets = ["iris"]\nbogus = 1\n', "Unknown key 'bogus'. Allowed keys: name, datasets"),
-    ('name = "x"\ndatasets = ["nope"]\n', "Unknown dataset 'nope'. Available datasets: hours"),
-    ('name = "x"\ndatasets = ["iris"]\nimpls = ["jax"]\n', "'impls' has unknown value 'jax'. Allowed values: numpy"),
-    ('name = "x"\ndatasets = ["iris"]\nn_trials = 0\n', "'n_trials' must be an integer >= 1"),
-    ('name = "x"\ndatasets = ["iris"]\n[pruner]\nname = "asha"\n', "'pruner.name' must be one of median"),
-    ('name = "x"\ndatasets = ["iris"]\n[search.adam]\nlr = [0, 1]\n', "'search.adam.lr' must be"),
-    ('name = "x"\ndatasets = ["iris"]\n[search.sgd]\nmomentum = [0.5, 0.9]\n', "Unknown key 'search.sgd.momentum'"),
-    ('name = "x"\ndatasets = [iris\n', "not valid TOML"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('name = "x"\ndatasets = ["iris"]\nbogus = 1\n', "Unknown key 'bogus'. Allowed keys: name, datasets"),
+        ('name = "x"\ndatasets = ["nope"]\n', "Unknown dataset 'nope'. Available datasets: hours"),
+        (
+            'name = "x"\ndatasets = ["iris"]\nimpls = ["jax"]\n',
+            "'impls' has unknown value 'jax'. Allowed values: numpy",
+        ),
+        ('name = "x"\ndatasets = ["iris"]\nn_trials = 0\n', "'n_trials' must be an integer >= 1"),
+        ('name = "x"\ndatasets = ["iris"]\n[pruner]\nname = "asha"\n', "'pruner.name' must be one of median"),
+        ('name = "x"\ndatasets = ["iris"]\n[search.adam]\nlr = [0, 1]\n', "'search.adam.lr' must be"),
+        (
+            'name = "x"\ndatasets = ["iris"]\n[search.sgd]\nmomentum = [0.5, 0.9]\n',
+            "Unknown key 'search.sgd.momentum'",
+        ),
+        ('name = "x"\ndatasets = [iris\n', "not valid TOML"),
+        ("", "is empty"),
+    ],
+)
 def test_bad_experiment_files(tmp_path, text, match):
     f = tmp_path / "bad.toml"
     f.write_text(text)
@@ -295,12 +392,17 @@ def test_bad_experiment_files(tmp_path, text, match):
 def test_bad_experiment_exits_2_with_one_line(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text('name = "x"\ndatasets = ["iris"]\nbogus = 1\n')
-    r = subprocess.run([sys.executable, "-m", "logreg", "sweep", str(f)], capture_output=True, text=True,
-                       cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "logreg", "sweep", str(f)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Unknown key 'bogus'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "logreg", "sweep", str(tmp_path / "missing.toml")],
-                       capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "logreg", "sweep", str(tmp_path / "missing.toml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "not found" in r.stderr
 
 
@@ -318,11 +420,27 @@ def test_sweep_against_a_real_mlflow_server(tmp_path):
 
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -336,8 +454,10 @@ def test_sweep_against_a_real_mlflow_server(tmp_path):
                     pytest.fail("mlflow server did not start")
                 time.sleep(0.5)
         exp = _tiny(tmp_path, n_trials=2)
-        run_sweep(exp, SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False,
-                                    results_dir=None))
+        run_sweep(
+            exp,
+            SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, results_dir=None),
+        )
         runs = _runs(uri, "tiny")  # over HTTP
         assert (runs["tags.logreg.run_kind"] == "trial").sum() == 2
         assert (runs["tags.logreg.run_kind"] == "study").sum() == 1
@@ -354,8 +474,11 @@ def test_optuna_dashboard_reads_the_default_storage(smoke_sweep):
     import urllib.request
 
     port = _free_port()
-    dash = subprocess.Popen(["optuna-dashboard", smoke_sweep["storage"], "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dash = subprocess.Popen(
+        ["optuna-dashboard", smoke_sweep["storage"], "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while True:

@@ -34,18 +34,31 @@ sys.path.insert(0, str(ROOT))
 
 from logreg.experiment import validate  # noqa: E402
 from logreg.sweep import SweepOptions, run_sweep  # noqa: E402
+from logreg.tracking import cpu_name  # noqa: E402
 
-EXP = {"name": "overhead", "datasets": ["iris"], "impls": ["numpy"], "optimizers": ["sgd"],
-       "epochs": 20, "eval_every": 1, "pruner": {"name": "none"},
-       "sampler": {"name": "tpe", "n_startup_trials": 5}}
+EXP = {
+    "name": "overhead",
+    "datasets": ["iris"],
+    "impls": ["numpy"],
+    "optimizers": ["sgd"],
+    "epochs": 20,
+    "eval_every": 1,
+    "pruner": {"name": "none"},
+    "sampler": {"name": "tpe", "n_startup_trials": 5},
+}
 
 
 def run_ours(n_trials: int, track: bool) -> float:
     exp = validate({**EXP, "n_trials": n_trials})
     with tempfile.TemporaryDirectory() as d:
-        opts = SweepOptions(storage=f"{d}/optuna-journal.log" if track else ":memory:",
-                            tracking_uri=f"sqlite:///{d}/mlflow.db", track=track, progress=False,
-                            plots=False, results_dir=None)
+        opts = SweepOptions(
+            storage=f"{d}/optuna-journal.log" if track else ":memory:",
+            tracking_uri=f"sqlite:///{d}/mlflow.db",
+            track=track,
+            progress=False,
+            plots=False,
+            results_dir=None,
+        )
         if track:  # schema creation is a one-off cost of a new store, not a per-trial one
             from logreg.tracking import make_client
 
@@ -73,8 +86,12 @@ def run_stock(n_trials: int) -> float:
         storage = optuna.storages.RDBStorage(f"sqlite:///{d}/optuna.db")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cb = MLflowCallback(tracking_uri=uri, metric_name="val_loss", create_experiment=True,
-                                mlflow_kwargs={"nested": False})
+            cb = MLflowCallback(
+                tracking_uri=uri,
+                metric_name="val_loss",
+                create_experiment=True,
+                mlflow_kwargs={"nested": False},
+            )
 
         @cb.track_in_mlflow()
         def objective(trial):
@@ -92,8 +109,11 @@ def run_stock(n_trials: int) -> float:
             return result.metrics["val_loss"]
 
         t0 = time.perf_counter()
-        study = optuna.create_study(storage=storage, study_name="stock", sampler=optuna.samplers.TPESampler(
-            seed=0, n_startup_trials=5))
+        study = optuna.create_study(
+            storage=storage,
+            study_name="stock",
+            sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study.optimize(objective, n_trials=n_trials, callbacks=[cb])
@@ -108,8 +128,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     small, large = args.n_trials, 4 * args.n_trials
     run_ours(5, True)  # warm-up: imports, caches
-    times: dict[str, list[float]] = {k: [] for k in
-                                     ("off_small", "off_large", "ours_small", "ours_large", "stock_small")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("off_small", "off_large", "ours_small", "ours_large", "stock_small")
+    }
     for _ in range(args.repeats):  # interleaved, so drifting machine load hits every variant alike
         times["off_small"].append(run_ours(small, False))
         times["ours_small"].append(run_ours(small, True))
@@ -124,30 +145,46 @@ def main(argv=None) -> int:
     ratio = med["stock_small"] / med["ours_small"]
     load = os.getloadavg()[0]
     report = {
-        "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
-        "load_average_1min_at_end": load, "sizes": [small, large], "repeats": args.repeats,
-        "seconds": times, "marginal_ms_per_trial": marginal, "fixed_ms_per_sweep": fixed,
+        "machine": f"{platform.node()} ({os.cpu_count()} cores, {cpu_name()})",
+        "load_average_1min_at_end": load,
+        "sizes": [small, large],
+        "repeats": args.repeats,
+        "seconds": times,
+        "marginal_ms_per_trial": marginal,
+        "fixed_ms_per_sweep": fixed,
         "overhead_marginal_ms_per_trial": overhead_marginal,
         f"overhead_whole_ms_per_trial_at_{large}": overhead_whole,
         "stock_ms_per_trial": 1000 * med["stock_small"] / small,
         "ours_vs_stock_trials_per_second": ratio,
-        "targets": {"overhead_marginal_ms_per_trial <= 20": overhead_marginal <= 20, "ratio >= 3": ratio >= 3},
+        "targets": {
+            "overhead_marginal_ms_per_trial <= 20": overhead_marginal <= 20,
+            "ratio >= 3": ratio >= 3,
+        },
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(report, indent=2))
-    md = [f"Tracking + storage overhead of a sweep (iris, numpy, sgd, 20 epochs, metrics every epoch), "
-          f"{small} and {large} trials, medians of {args.repeats} interleaved repeats, {report['machine']}, "
-          f"load average {load:.1f}:", "",
-          "| variant | marginal ms per trial | fixed ms per sweep | ms per trial at " + str(small) + " trials |",
-          "|---|---|---|---|"]
+    md = [
+        f"Tracking + storage overhead of a sweep (iris, numpy, sgd, 20 epochs, metrics every epoch), "
+        f"{small} and {large} trials, medians of {args.repeats} interleaved repeats, {report['machine']}, "
+        f"load average {load:.1f}:",
+        "",
+        "| variant | marginal ms per trial | fixed ms per sweep | ms per trial at "
+        + str(small)
+        + " trials |",
+        "|---|---|---|---|",
+    ]
     for k in ("off", "ours"):
         md.append(f"| {k} | {marginal[k]:.1f} | {fixed[k]:.0f} | {1000 * med[f'{k}_small'] / small:.1f} |")
     md.append(f"| stock | | | {report['stock_ms_per_trial']:.1f} |")
-    md += ["", f"- tracking + storage overhead, marginal: **{overhead_marginal:.1f} ms per trial** (target <= 20)",
-           f"- whole overhead per trial at {large} trials, fixed costs included: {overhead_whole:.1f} ms",
-           f"- ours vs stock, trials per second at {small} trials: **{ratio:.1f}x** (target >= 3x)", "",
-           "Command: `python tests/benchmarks/tracking_overhead.py` (or `nox -s overhead`)."]
+    md += [
+        "",
+        f"- tracking + storage overhead, marginal: **{overhead_marginal:.1f} ms per trial** (target <= 20)",
+        f"- whole overhead per trial at {large} trials, fixed costs included: {overhead_whole:.1f} ms",
+        f"- ours vs stock, trials per second at {small} trials: **{ratio:.1f}x** (target >= 3x)",
+        "",
+        "Command: `python tests/benchmarks/tracking_overhead.py` (or `nox -s overhead`).",
+    ]
     (out / "result.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from logreg.tracking import cpu_name  # noqa: E402
+
 EXP = """
 name = "scaling"
 datasets = ["synthetic:n=20000,d=50"]
@@ -53,16 +55,6 @@ THREADS = {
         "VECLIB_MAXIMUM_THREADS",
     )
 }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # The same kind of work without logreg, Optuna or MLflow: what the machine gives 2 processes now.
@@ -167,7 +159,7 @@ def main(argv=None) -> int:
     med_trial = {w: statistics.median(r["median_trial_seconds"] for r in rs) for w, rs in runs.items()}
     ratio, ratio_wall = med[2] / med[1], med_wall[2] / med_wall[1]
     cap = statistics.median(caps)
-    machine = f"{platform.node()} ({os.cpu_count()} cores, {_cpu_name()})"
+    machine = f"{platform.node()} ({os.cpu_count()} cores, {cpu_name()})"
     report = {
         "machine": machine,
         "python": platform.python_version(),
