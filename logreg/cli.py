@@ -50,6 +50,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         type=float,
         help="record time_to_target_seconds: training time until test accuracy >= this",
     )
+    p.add_argument(
+        "--save-model",
+        metavar="PATH",
+        help="write the trained model (a torch state dict; load with logreg.model_io.load_model)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -93,10 +98,18 @@ def cmd_train(args) -> int:
     from logreg.train import train
 
     config = _config_from_args(args)
+    if args.save_model:
+        from logreg.model_io import check_model_path
+
+        check_model_path(args.save_model)
     # A diverging run is reported below as one line (exit 3); NumPy's overflow
     # warnings on the way there would only add lines to stderr.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         result = train(config)
+    if args.save_model and not result.diverged:
+        from logreg.model_io import save_model
+
+        save_model(result, args.save_model)
     if args.json:
         print(json.dumps(_json_safe(result.to_dict())))
     else:

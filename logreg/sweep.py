@@ -268,9 +268,17 @@ class _CellTracking:
             for k, v in best.params.items():
                 tags[f"best.{k}"] = str(v)
         self.tracker.log(self.parent, metrics=metrics, tags=tags)
+        out = workdir / self.study_name.replace("/", "__")
+        out.mkdir(parents=True, exist_ok=True)
+        result = None
+        if best is not None:
+            from logreg.model_io import save_model
+            from logreg.train import train
+
+            # Deterministic: retraining the best config reproduces its run exactly.
+            result = train(TrainConfig(**best.user_attrs["config"]))
+            self.tracker.log_artifact(self.parent, save_model(result, out / "best_model.pt"), "model")
         if plots:
-            out = workdir / self.study_name.replace("/", "__")
-            out.mkdir(parents=True, exist_ok=True)
             title = self.study_name
             files = [
                 pl.optimization_history(
@@ -281,11 +289,7 @@ class _CellTracking:
                 ),
                 pl.param_importances(st.param_importances(study), title, out / "param_importances.png"),
             ]
-            if best is not None:
-                from logreg.train import train
-
-                # Deterministic: retraining the best config reproduces its run exactly.
-                result = train(TrainConfig(**best.user_attrs["config"]))
+            if result is not None:
                 files.append(
                     pl.learning_curves(
                         result.history, f"{title}, trial {best.number}", out / "best_learning_curves.png"

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from logreg.errors import LogregError
 from logreg.experiment import load_experiment, validate
+from logreg.model_io import load_model
 from logreg.sweep import SweepOptions, run_name, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +154,7 @@ def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
         assert float(child["params.lr"]) == pytest.approx(study.best_params["lr"], rel=1e-12)
 
 
-def test_study_artifacts_and_summary(smoke_sweep):
+def test_study_artifacts_and_summary(smoke_sweep, tmp_path_factory):
     runs = _runs(smoke_sweep["uri"], "smoke")
     client = MlflowClient(smoke_sweep["uri"])
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
@@ -161,6 +162,10 @@ def test_study_artifacts_and_summary(smoke_sweep):
         names = {Path(a.path).name for a in client.list_artifacts(p["run_id"], "plots")}
         assert {"optimization_history.png", "param_importances.png", "best_learning_curves.png"} <= names
         assert ("best_decision_boundary.png" in names) == p["tags.logreg.study"].startswith("smoke/blobs/")
+        # The best trial's model, a state dict that loads with weights_only=True.
+        model_dir = client.download_artifacts(p["run_id"], "model", str(tmp_path_factory.mktemp("model")))
+        model = load_model(Path(model_dir) / "best_model.pt")
+        assert len(model.class_names) == 2
     summary = pd.read_csv(smoke_sweep["dir"] / "results" / "smoke" / "summary.csv")
     assert len(summary) == 8
     assert {

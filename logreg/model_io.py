@@ -1,0 +1,135 @@
+"""Trained models on disk: torch state dicts, always loaded with `weights_only=True`.
+
+A file holds the `nn.Linear` state dict of the `module` implementation
+(`linear.weight` (k, d), `linear.bias` (k,)), the standardisation statistics and
+the class and feature names: tensors, strings and lists only, so loading never
+unpickles arbitrary objects (`torch.load(..., weights_only=True)` refuses them).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from logreg.errors import LogregError
+
+FORMAT = "logreg-state-dict-v1"
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A loaded model: predicts from raw (unstandardised) feature rows."""
+
+    W: np.ndarray  # (d, k)
+    b: np.ndarray  # (k,)
+    mean: np.ndarray
+    scale: np.ndarray
+    class_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+
+    def predict_proba(self, X_raw) -> np.ndarray:
+        """(n, K) class probabilities."""
+        X = (np.asarray(X_raw, dtype=np.float64) - self.mean) / self.scale
+        if X.ndim != 2 or X.shape[1] != len(self.mean):
+            raise LogregError(f"Expected rows of {len(self.mean)} features. Got shape {np.shape(X_raw)}.")
+        Z = X @ self.W + self.b
+        if self.W.shape[1] == 1:
+            p = 0.5 * (1 + np.tanh(0.5 * Z[:, 0]))
+            return np.column_stack([1 - p, p])
+        Z -= Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        return E / E.sum(axis=1, keepdims=True)
+
+    def predict(self, X_raw) -> np.ndarray:
+        """The predicted class names."""
+        return np.asarray(self.class_names)[self.predict_proba(X_raw).argmax(axis=1)]
+
+    def to_module(self):
+        """The `module` implementation's nn.Module with these weights (on standardised inputs)."""
+        import torch
+
+        from logreg.impls.module_impl import LogisticRegression
+
+        net = LogisticRegression(*self.W.shape).double()
+        net.load_state_dict(
+            {
+                "linear.weight": torch.from_numpy(self.W.T.copy()),
+                "linear.bias": torch.from_numpy(self.b.copy()),
+            }
+        )
+        return net
+
+
+def state_dict(result) -> dict:
+    """The file content for a training Result."""
+    import torch
+
+    W, b = result.weights
+    split = result.split
+    return {
+        "format": FORMAT,
+        "linear.weight": torch.from_numpy(np.ascontiguousarray(W.T, dtype=np.float64)),
+        "linear.bias": torch.from_numpy(np.asarray(b, dtype=np.float64)),
+        "mean": torch.from_numpy(np.asarray(split.mean, dtype=np.float64)),
+        "scale": torch.from_numpy(np.asarray(split.scale, dtype=np.float64)),
+        "class_names": list(split.class_names),
+        "feature_names": list(split.feature_names),
+    }
+
+
+def check_model_path(path: str | Path) -> Path:
+    """Refuse a path a model cannot be written to (before any training is spent)."""
+    path = Path(path)
+    if path.is_dir():
+        raise LogregError(f"'{path}' is a directory. Pass a file name, e.g. model.pt.")
+    if not path.parent.exists():
+        raise LogregError(f"The folder '{path.parent}' does not exist. Create it or pass another path.")
+    return path
+
+
+def save_model(result, path: str | Path) -> Path:
+    """Write the model of a Result; written whole to a temporary file, then renamed."""
+    import torch
+
+    path = check_model_path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state_dict(result), f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_model(path: str | Path) -> SavedModel:
+    """Load a model file with weights_only=True (no arbitrary objects are unpickled)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise LogregError(f"Model file '{path}' not found. Pass a file written by --save-model.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to parse an untrusted file is a bad file, not a bug
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LogregError(
+            f"'{path}' is not a logreg model file (refused by torch.load(weights_only=True): {first[:160]}). "
+            "Only load files written by --save-model."
+        ) from None
+    keys = {"format", "linear.weight", "linear.bias", "mean", "scale", "class_names", "feature_names"}
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not keys <= set(state):
+        raise LogregError(f"'{path}' is not a logreg model file (format {FORMAT} expected).")
+    return SavedModel(
+        W=state["linear.weight"].numpy().T.copy(),
+        b=state["linear.bias"].numpy().copy(),
+        mean=state["mean"].numpy().copy(),
+        scale=state["scale"].numpy().copy(),
+        class_names=tuple(state["class_names"]),
+        feature_names=tuple(state["feature_names"]),
+    )
