@@ -388,6 +388,7 @@ def run_cells(
         st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker))
         if progress:
             progress.cells_done += 1
+            progress.cell(name, best[0])
         if opts.finalize:
             ct.finalize(study, opts.plots, workdir or Path(tempfile.mkdtemp()))
 
