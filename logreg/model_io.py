@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,9 @@ def load_model(path: str | Path) -> SavedModel:
     if not path.is_file():
         raise LogregError(f"Model file '{path}' not found. Pass a file written by --save-model.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning precedes our error
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to parse an untrusted file is a bad file, not a bug
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise LogregError(
