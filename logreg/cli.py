@@ -235,13 +235,9 @@ def _override_args(args) -> list[str]:
 
 def _check_devices(exp) -> None:
     if "cuda" in exp.devices:
-        import torch
+        from logreg.config import require_cuda
 
-        if not torch.cuda.is_available():
-            raise LogregError(
-                "Device 'cuda' was requested but torch.cuda.is_available() is False on "
-                "this machine. Use --devices cpu."
-            )
+        require_cuda("Use --devices cpu.")
 
 
 def cmd_sweep(args) -> int:

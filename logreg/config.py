@@ -69,6 +69,16 @@ def _check_choice(name: str, value: Any, choices) -> None:
         )
 
 
+def require_cuda(fix: str) -> None:
+    """Raise LogregError, ending with `fix`, unless torch sees a CUDA GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise LogregError(
+            f"Device 'cuda' was requested but torch.cuda.is_available() is False on this machine. {fix}"
+        )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines one training run; validated on construction.
@@ -197,13 +207,7 @@ class TrainConfig:
                 "use --device cpu, or --impl autograd|module for CUDA."
             )
         if self.device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise LogregError(
-                    "Device 'cuda' was requested but torch.cuda.is_available() is False on this "
-                    "machine. Use --device cpu (or auto)."
-                )
+            require_cuda("Use --device cpu (or auto).")
 
     @property
     def resolved_device(self) -> str:

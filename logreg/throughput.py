@@ -63,7 +63,7 @@ class ThroughputConfig:
     """Cells whose X is larger than this are skipped (say so on stdout)."""
 
     def __post_init__(self) -> None:
-        from logreg.config import DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES
+        from logreg.config import DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, require_cuda
 
         def ints(name, values, low):
             if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < low for v in values):
@@ -97,13 +97,7 @@ class ThroughputConfig:
                 f"Got {self.optimizer!r}."
             )
         if "cuda" in self.devices:
-            import torch
-
-            if not torch.cuda.is_available():
-                raise LogregError(
-                    "Device 'cuda' was requested but torch.cuda.is_available() is False on this "
-                    "machine. Use --devices cpu."
-                )
+            require_cuda("Use --devices cpu.")
 
     def sizes_for(self, device: str) -> tuple[int, ...]:
         if self.sizes is not None:
