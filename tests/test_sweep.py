@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from logreg.errors import LogregError
 from logreg.experiment import load_experiment, validate
 from logreg.model_io import load_model
 from logreg.sweep import SweepOptions, run_name, run_sweep
+from tests.helpers import free_port, start_mlflow_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -411,53 +411,12 @@ def test_bad_experiment_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2 and "not found" in r.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_sweep_against_a_real_mlflow_server(tmp_path):
-    import urllib.request
-
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path}/server.db",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    pytest.fail("mlflow server did not start")
-                time.sleep(0.5)
         exp = _tiny(tmp_path, n_trials=2)
         run_sweep(
             exp,
@@ -478,7 +437,7 @@ def test_optuna_dashboard_reads_the_default_storage(smoke_sweep):
     import json
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     dash = subprocess.Popen(
         ["optuna-dashboard", smoke_sweep["storage"], "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,

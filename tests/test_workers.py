@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -30,6 +29,7 @@ import pytest
 
 from logreg.experiment import load_experiment
 from logreg.server import sqlalchemy_url
+from tests.helpers import free_port, start_mlflow_server
 from tests.postgres_fixtures import make_pg_database, pg_url, postgres_server  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -314,49 +314,6 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
     check_sweep(exp, journal, uri, workers=2, allow_missing=states.count("FAIL"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path}/server.db",
-        "--artifacts-destination",
-        str(tmp_path / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    server = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-
-    def health():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    _wait_for(health, 120, "mlflow server", server)
-    return server
-
-
 def _stop(server: subprocess.Popen) -> None:
     """The server and its worker processes, at once (a crash, not a shutdown)."""
     if server.poll() is None:
@@ -369,10 +326,10 @@ def _stop(server: subprocess.Popen) -> None:
 def test_tracking_server_going_away_stops_the_sweep_and_rerun_resumes(tmp_path):
     exp = _write(tmp_path, SLOW, "server", n_trials=10)
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     journal = str(tmp_path / "optuna-journal.log")
-    server = _start_mlflow_server(tmp_path, port)
+    server = start_mlflow_server(tmp_path, port, _env())
     try:
         cmd = _logreg(
             "sweep",
@@ -406,7 +363,7 @@ def test_tracking_server_going_away_stops_the_sweep_and_rerun_resumes(tmp_path):
         completed = {t.number: t.value for t in _trials(journal, study_name) if t.state.name == "COMPLETE"}
         assert 1 <= len(completed) < 10
         time.sleep(10)  # past STALE_AFTER_S: the dead sweep's open trial run counts as stale
-        server = _start_mlflow_server(tmp_path, port)
+        server = start_mlflow_server(tmp_path, port, _env())
         r = _sweep(tmp_path, exp, "--tracking-uri", uri)
         assert r.returncode == 0, r.stderr
         trials = {t.number: t for t in _trials(journal, study_name)}
@@ -467,7 +424,7 @@ class _Proxy:
 def test_optuna_database_going_away_stops_the_sweep_and_rerun_resumes(tmp_path, pg_url):  # noqa: F811
     exp = _write(tmp_path, SLOW, "dbgone", n_trials=5)
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
-    port = _free_port()
+    port = free_port()
     direct = sqlalchemy_url(pg_url)
     via_proxy = direct.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
