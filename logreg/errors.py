@@ -1,6 +1,12 @@
 """The project's own error type for bad user input."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class LogregError(ValueError):
     """Raised for invalid user input: a bad parameter, file, column or device.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from logreg.errors import LogregError
+from logreg.errors import LogregError, first_line
 
 FORMAT = "logreg-state-dict-v1"
 
@@ -120,7 +120,7 @@ def load_model(path: str | Path) -> SavedModel:
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to parse an untrusted file is a bad file, not a bug
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise LogregError(
             f"'{path}' is not a logreg model file (refused by torch.load(weights_only=True): {first[:160]}). "
             "Only load files written by --save-model."

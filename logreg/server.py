@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from logreg.errors import LogregError
+from logreg.errors import LogregError, first_line
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -102,7 +102,7 @@ def ensure_postgres_database(url: str, *, maintenance_db: str = "postgres") -> b
     try:
         conn = psycopg2.connect(_libpq_url(url, maintenance_db), connect_timeout=5)
     except psycopg2.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise LogregError(
             f"Cannot connect to PostgreSQL at {_mask(with_database(url, maintenance_db))}: {first}. "
             "Is the server running, and are user and password right?"

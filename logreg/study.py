@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logreg.config import TrainConfig
-from logreg.errors import LogregError
+from logreg.errors import LogregError, first_line
 from logreg.experiment import Experiment
 
 DEFAULT_STORAGE = "optuna-journal.log"  # in the working directory, git-ignored
@@ -70,7 +70,7 @@ def storage_errors(storage):
         backend = getattr(storage, "_backend", storage)  # create_study's cache wraps RDBStorage
         url = getattr(getattr(backend, "engine", None), "url", None)
         where = mask_uri(url.render_as_string(hide_password=False)) if url is not None else "storage"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise LogregError(
             f"Lost the Optuna storage {where}: {mask_uri(first)[:200]}. Completed trials are kept; "
             "check that the database is reachable, then re-run to resume."
@@ -121,7 +121,7 @@ def open_storage(url: str | None):
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
         )
     except Exception as exc:  # sqlalchemy errors: unreachable server, bad URL, missing driver
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise LogregError(
             f"Cannot open the Optuna storage {mask_uri(url)}: {mask_uri(first)[:200]}. "
             "Check --storage (is the database server running?)."

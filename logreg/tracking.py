@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from logreg.errors import LogregError
+from logreg.errors import LogregError, first_line
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default
 
@@ -135,7 +135,7 @@ def _check_reachable(client, uri: str) -> None:
     try:
         client.search_experiments(max_results=1)
     except MlflowException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise LogregError(
             f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)[:200]}. "
             "Check --tracking-uri / MLFLOW_TRACKING_URI (is the server running?)."
@@ -168,8 +168,7 @@ def _check_database(uri: str) -> None:
         finally:
             engine.dispose()
     except Exception as exc:  # unreachable server, unknown database, bad credentials, no driver
-        text = str(exc).strip().splitlines()
-        first = text[0] if text else type(exc).__name__
+        first = first_line(exc)
         raise LogregError(
             f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)[:200]}. "
             "Check --tracking-uri / MLFLOW_TRACKING_URI (is the database server running?)."
