@@ -159,19 +159,17 @@ def sweep_table(runs):
 
 
 def _markdown(df, floatfmt: dict[str, Callable] | None = None) -> str:
+    from logreg.tables import markdown_table
+
     floatfmt = floatfmt or {}
+
+    def cell(c, v):
+        if isinstance(v, float) and math.isnan(v):
+            return ""
+        return floatfmt[c](v) if c in floatfmt and isinstance(v, (int, float)) else str(v)
+
     cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if c in floatfmt and isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
-                cells.append(floatfmt[c](v))
-            else:
-                cells.append("" if isinstance(v, float) and math.isnan(v) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(cols, ([cell(c, r[c]) for c in cols] for _, r in df.iterrows()))
 
 
 def _plot(table, speedup, out: Path) -> list[Path]:

@@ -566,15 +566,13 @@ def write_summary(df, out_dir: Path) -> tuple[Path, Path]:
 
 
 def to_markdown(df) -> str:
-    """A GitHub table without the optional tabulate dependency."""
+    """The summary as a GitHub table: floats to 4 decimals (small ones in e-notation)."""
 
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
         return str(v)
 
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    from logreg.tables import markdown_table
+
+    return markdown_table(list(df.columns), ([fmt(v) for v in row] for row in df.itertuples(index=False)))

@@ -346,15 +346,14 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: dict | None = None) -> str:
+    from logreg.tables import markdown_table as table
+
     fmt = fmt or {}
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            cells.append(fmt[c](v) if c in fmt and isinstance(v, (int, float)) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+
+    def cell(c, v):
+        return fmt[c](v) if c in fmt and isinstance(v, (int, float)) else str(v)
+
+    return table(columns, ([cell(c, r.get(c, "")) for c in columns] for r in rows))
 
 
 # ------------------------------------------------------------------ speed goals
