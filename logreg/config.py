@@ -1,14 +1,14 @@
-"""The one validated configuration object of a training run."""
+"""The one validated configuration object of a training run (a leaf: errors and validation only)."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from logreg.errors import LogregError
+from logreg.validation import NONE, Interval, OfType, Options, check_param, check_params
 
 IMPL_NAMES = ("numpy", "autograd", "module")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
@@ -25,48 +25,44 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-def _check_number(
-    name: str,
-    value: Any,
-    *,
-    kind: type,
-    low=None,
-    high=None,
-    low_open=False,
-    high_open=False,
-    allow_none=False,
-) -> None:
-    """Raise LogregError unless `value` is a `kind` in the given range."""
-    if value is None and allow_none:
-        return
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok_type = isinstance(value, int) and not isinstance(value, bool)
-    if ok_type and kind is float:
-        ok_type = math.isfinite(value)
-    in_range = ok_type and (
-        (low is None or (value > low if low_open else value >= low))
-        and (high is None or (value < high if high_open else value <= high))
-    )
-    if in_range:
-        return
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low}")
-    if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high}")
-    rng = " and ".join(parts)
-    what = "an int" if kind is int else "a float"
-    raise LogregError(
-        f"The {name!r} parameter must be {what}{' ' + rng if rng else ''}. Got {value!r} instead."
-    )
+STRING = OfType((str,), "a string")
+BOOL = OfType((bool,), "a bool")
+FRACTION = Interval(float, 0, 1, open_low=True, open_high=True)
+
+# What each field accepts, checked by validation.check_params (momentum, betas and lr have
+# rules that depend on other fields: see TrainConfig._check_optimizer).
+CONSTRAINTS = {
+    "dataset": STRING,
+    "data": (STRING, NONE),
+    "target": (STRING, NONE),
+    "impl": Options(IMPL_NAMES),
+    "optimizer": Options(OPTIMIZER_NAMES),
+    "device": Options(DEVICE_NAMES),
+    "dtype": Options(DTYPE_NAMES),
+    "lr": Interval(float, 0, open_low=True),
+    "nesterov": BOOL,
+    "eps": Interval(float, 0, open_low=True),
+    "weight_decay": Interval(float, 0),
+    "epochs": Interval(int, 1),
+    "batch_size": (Interval(int, 1), NONE),
+    "seed": Interval(int, 0, 2**32 - 1),
+    "test_size": FRACTION,
+    "val_size": FRACTION,
+    "standardize": BOOL,
+    "eval_every": Interval(int, 1),
+    "target_accuracy": (Interval(float, 0, 1, open_low=True), NONE),
+}
 
 
-def _check_choice(name: str, value: Any, choices) -> None:
-    if value not in choices:
-        raise LogregError(
-            f"The {name!r} parameter must be one of {', '.join(map(str, choices))}. Got {value!r} instead."
-        )
+NUMPY_ON_CUDA = (
+    "The 'numpy' implementation runs on the CPU only. Got device='cuda'; "
+    "use --device cpu, or --impl autograd|module for CUDA."
+)
+
+
+def runs_on(impl: str, device: str) -> bool:
+    """Whether an implementation runs on a device: numpy runs on the CPU only."""
+    return not (impl == "numpy" and device == "cuda")
 
 
 def require_cuda(fix: str) -> None:
@@ -132,25 +128,18 @@ class TrainConfig:
     """Record the training time until test accuracy first reaches this value."""
 
     def __post_init__(self) -> None:
-        from logreg.data import check_dataset_name
-
         if isinstance(self.data, os.PathLike):
             object.__setattr__(self, "data", os.fspath(self.data))
-        for name in ("data", "target"):
-            if not isinstance(getattr(self, name), str | None):
-                raise LogregError(
-                    f"The {name!r} parameter must be a string or None. Got {getattr(self, name)!r} instead."
-                )
-        if self.data is None:
-            if not isinstance(self.dataset, str):
-                raise LogregError(f"The 'dataset' parameter must be a string. Got {self.dataset!r} instead.")
-            check_dataset_name(self.dataset)
-        elif self.target is None:
+        if self.data is not None and self.target is None:
             raise LogregError("A data file needs its label column: pass --target COLUMN.")
-        _check_choice("impl", self.impl, IMPL_NAMES)
-        _check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
-        _check_choice("device", self.device, DEVICE_NAMES)
-        _check_choice("dtype", self.dtype, DTYPE_NAMES)
+        check_params({k: CONSTRAINTS[k] for k in ("impl", "optimizer", "device", "dtype")}, vars(self))
+        self._fill_optimizer_defaults()
+        check_params(CONSTRAINTS, vars(self))
+        self._check_optimizer()
+        self._check_device()
+
+    def _fill_optimizer_defaults(self) -> None:
+        """lr / momentum left as None take the optimizer's defaults; an int lr becomes a float."""
         defaults = OPTIMIZER_DEFAULTS[self.optimizer]
         if self.lr is None:
             object.__setattr__(self, "lr", defaults["lr"])
@@ -158,26 +147,26 @@ class TrainConfig:
             object.__setattr__(self, "momentum", defaults["momentum"])
         if isinstance(self.lr, int) and not isinstance(self.lr, bool):
             object.__setattr__(self, "lr", float(self.lr))
-        _check_number("lr", self.lr, kind=float, low=0, low_open=True)
-        if self.optimizer == "momentum":
-            _check_number("momentum", self.momentum, kind=float, low=0, high=1, high_open=True)
-        elif self.momentum != 0:
-            raise LogregError(
-                f"The 'momentum' parameter only applies to optimizer 'momentum'. Got "
-                f"momentum={self.momentum!r} with optimizer {self.optimizer!r}; use --optimizer momentum."
-            )
-        if not isinstance(self.nesterov, bool):
-            raise LogregError(f"The 'nesterov' parameter must be a bool. Got {self.nesterov!r} instead.")
-        if self.nesterov and not (self.optimizer == "momentum" and self.momentum > 0):
-            raise LogregError("Nesterov momentum needs --optimizer momentum with momentum > 0.")
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         if not (isinstance(betas, tuple) and len(betas) == 2):
             raise LogregError(
                 f"The 'betas' parameter must be two floats in [0, 1). Got {self.betas!r} instead."
             )
         object.__setattr__(self, "betas", tuple(float(b) if isinstance(b, int) else b for b in betas))
+
+    def _check_optimizer(self) -> None:
+        """The rules between fields: momentum and Nesterov only for 'momentum'; lr within float32."""
+        if self.optimizer == "momentum":
+            check_param("momentum", self.momentum, Interval(float, 0, 1, open_high=True))
+        elif self.momentum != 0:
+            raise LogregError(
+                f"The 'momentum' parameter only applies to optimizer 'momentum'. Got "
+                f"momentum={self.momentum!r} with optimizer {self.optimizer!r}; use --optimizer momentum."
+            )
+        if self.nesterov and not (self.optimizer == "momentum" and self.momentum > 0):
+            raise LogregError("Nesterov momentum needs --optimizer momentum with momentum > 0.")
         for i, b in enumerate(self.betas):
-            _check_number(f"betas[{i}]", b, kind=float, low=0, high=1, high_open=True)
+            check_param(f"betas[{i}]", b, Interval(float, 0, 1, open_high=True))
         # torch.optim multiplies by its first step size (lr, or lr / (1 - beta1) for Adam) in the
         # parameters' dtype: beyond the largest float32 it raises RuntimeError instead of diverging.
         lr_max = FLOAT32_MAX * (1 - self.betas[0]) if self.optimizer == "adam" else FLOAT32_MAX
@@ -186,26 +175,10 @@ class TrainConfig:
                 f"The 'lr' parameter must be <= {lr_max:.4g} with dtype 'float32' and optimizer "
                 f"{self.optimizer!r}. Got {self.lr!r} instead; use a smaller lr or --dtype float64."
             )
-        _check_number("eps", self.eps, kind=float, low=0, low_open=True)
-        _check_number("weight_decay", self.weight_decay, kind=float, low=0)
-        _check_number("epochs", self.epochs, kind=int, low=1)
-        _check_number("batch_size", self.batch_size, kind=int, low=1, allow_none=True)
-        _check_number("seed", self.seed, kind=int, low=0, high=2**32 - 1)
-        _check_number("test_size", self.test_size, kind=float, low=0, high=1, low_open=True, high_open=True)
-        _check_number("val_size", self.val_size, kind=float, low=0, high=1, low_open=True, high_open=True)
-        if not isinstance(self.standardize, bool):
-            raise LogregError(
-                f"The 'standardize' parameter must be a bool. Got {self.standardize!r} instead."
-            )
-        _check_number("eval_every", self.eval_every, kind=int, low=1)
-        _check_number(
-            "target_accuracy", self.target_accuracy, kind=float, low=0, high=1, low_open=True, allow_none=True
-        )
-        if self.impl == "numpy" and self.device == "cuda":
-            raise LogregError(
-                "The 'numpy' implementation runs on the CPU only. Got device='cuda'; "
-                "use --device cpu, or --impl autograd|module for CUDA."
-            )
+
+    def _check_device(self) -> None:
+        if not runs_on(self.impl, self.device):
+            raise LogregError(NUMPY_ON_CUDA)
         if self.device == "cuda":
             require_cuda("Use --device cpu (or auto).")
 

@@ -1,4 +1,4 @@
-"""The project's own error type for bad user input."""
+"""The project's one error type for bad user input, and a helper to quote other errors."""
 
 
 def first_line(exc: BaseException) -> str:
@@ -13,15 +13,3 @@ class LogregError(ValueError):
     The CLI turns it into one line on stderr and exit status 2. Anything else
     that escapes is a bug and keeps its traceback.
     """
-
-
-class DivergedError(ArithmeticError):
-    """Raised inside training when the loss becomes NaN or infinite."""
-
-    def __init__(self, epoch: int, loss: float):
-        super().__init__(
-            f"Training diverged at epoch {epoch}: the train loss became {loss}. "
-            "Lower the learning rate (--lr)."
-        )
-        self.epoch = epoch
-        self.loss = loss

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +12,9 @@ import numpy as np
 
 from logreg.config import TrainConfig
 from logreg.data import Split, load_split
-from logreg.impls import IMPLS
+from logreg.impls import Data, Implementation, make_model
+from logreg.model import FittedModel
+from logreg.timing import batch_orders, timed_epoch
 
 # A run has diverged when its train loss is NaN or infinite, or exceeds this
 # factor times the loss of its initial weights (a convex loss trained well
@@ -37,23 +38,22 @@ class Result:
     status: str
     message: str
     device: str
-    weights: tuple[np.ndarray, np.ndarray]
+    model: FittedModel
+    """The fitted model: weights, standardisation, class names; predicts from raw rows."""
     split: Split = field(repr=False)
 
     @property
     def diverged(self) -> bool:
         return self.status == "diverged"
 
+    @property
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W (d, k), b (k,)) in the training dtype."""
+        return self.model.W, self.model.b
+
     def predict_proba(self, X_raw) -> np.ndarray:
         """Class probabilities (n, K) for raw (unstandardised) feature rows."""
-        W, b = self.weights
-        Z = self.split.transform(X_raw) @ W.astype(np.float64) + b.astype(np.float64)
-        if W.shape[1] == 1:
-            p = 0.5 * (1 + np.tanh(0.5 * Z[:, 0]))
-            return np.column_stack([1 - p, p])
-        Z -= Z.max(axis=1, keepdims=True)
-        E = np.exp(Z)
-        return E / E.sum(axis=1, keepdims=True)
+        return self.model.predict_proba(X_raw)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: config, metrics, timings, history, status."""
@@ -94,6 +94,46 @@ def _roc_auc(y, proba) -> float:
     return float(roc_auc_score(y, proba[:, 1]))
 
 
+@dataclass
+class _Loop:
+    """What the epoch loop accumulates: history, epoch times, status, time to target."""
+
+    history: dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    epoch_times: list[float] = field(default_factory=list)
+    status: str = "completed"
+    message: str = ""
+    time_to_target: float | None = None
+
+
+def _diverged(train_loss: float, val_loss: float, loss_limit: float) -> bool:
+    return not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > loss_limit
+
+
+def _final_metrics(model: Implementation, parts, split: Split, completed: bool) -> dict[str, float]:
+    """Loss and accuracy of every part; ROC AUC for binary problems that completed."""
+    labels = {"train": split.y_train, "val": split.y_val, "test": split.y_test}
+    metrics: dict[str, float] = {}
+    for part, data in parts.items():
+        metrics[f"{part}_loss"], metrics[f"{part}_accuracy"] = model.evaluate(data)
+        if split.n_classes == 2 and completed:
+            metrics[f"{part}_roc_auc"] = _roc_auc(labels[part], model.predict_proba(data))
+    return metrics
+
+
+def _timings(loop: _Loop, n: int, config: TrainConfig) -> dict[str, float]:
+    fit_seconds = sum(loop.epoch_times)
+    timings = {
+        "fit_seconds": fit_seconds,
+        "epoch_seconds_median": statistics.median(loop.epoch_times),
+        "samples_per_second": n * len(loop.epoch_times) / fit_seconds if fit_seconds > 0 else float("inf"),
+        "epochs_run": len(loop.epoch_times),
+    }
+    if config.target_accuracy is not None:
+        found = loop.time_to_target
+        timings["time_to_target_seconds"] = found if found is not None else float("nan")
+    return timings
+
+
 def train(
     config: TrainConfig,
     split: Split | None = None,
@@ -106,92 +146,74 @@ def train(
     (the sweep raises optuna.TrialPruned). Divergence (a NaN or infinite loss)
     stops training and returns a Result with status 'diverged'.
     """
+    # 1. Data and model: the same initial weights for every implementation; data moved once.
     split = split if split is not None else load_split(config)
     device = config.resolved_device
     n_outputs = 1 if split.n_classes == 2 else split.n_classes
-    W0, b0 = initial_weights(split.n_features, n_outputs, config.seed)
-    model = IMPLS[config.impl]()(config, W0, b0, device)
-    # Data is converted and moved to the device once.
-    train_data = model.put(split.X_train, split.y_train)
-    val_data = model.put(split.X_val, split.y_val)
-    test_data = model.put(split.X_test, split.y_test)
+    model = make_model(config, *initial_weights(split.n_features, n_outputs, config.seed), device)
+    parts = {
+        "train": model.put(split.X_train, split.y_train),
+        "val": model.put(split.X_val, split.y_val),
+        "test": model.put(split.X_test, split.y_test),
+    }
+    # 2. The epochs, timed; evaluation points outside the timings.
+    loop = _run_epochs(config, model, parts, len(split.y_train), device, on_eval)
+    # 3. What the run produced.
+    completed = loop.status == "completed"
+    metrics = _final_metrics(model, parts, split, completed)
+    fitted = FittedModel.from_split(*model.get_params(), split)
+    probe = split.metadata.get("probe")
+    if probe is not None and completed:
+        metrics[probe.metric] = float(fitted.predict_proba([list(probe.x)])[0, 1])
+    return Result(
+        config=config,
+        metrics=metrics,
+        history=loop.history,
+        timings=_timings(loop, len(split.y_train), config),
+        status=loop.status,
+        message=loop.message,
+        device=device,
+        model=fitted,
+        split=split,
+    )
 
-    n = len(split.y_train)
-    batch_rng = np.random.default_rng([config.seed, 2])  # same batch order for every impl
-    mini_batch = config.batch_size is not None and config.batch_size < n
-    history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
-    epoch_times: list[float] = []
-    status, message, time_to_target = "completed", "", None
-    initial_loss = model.evaluate(train_data)[0]
+
+def _run_epochs(
+    config: TrainConfig,
+    model: Implementation,
+    parts: dict[str, Data],
+    n: int,
+    device: str,
+    on_eval: Callable[[int, dict[str, float]], None] | None,
+) -> _Loop:
+    loop = _Loop()
+    initial_loss = model.evaluate(parts["train"])[0]
     loss_limit = DIVERGENCE_FACTOR * max(initial_loss, 1.0) if math.isfinite(initial_loss) else math.inf
     model.synchronize()
+    orders = batch_orders(config.seed, n, config.batch_size)
     for epoch in range(1, config.epochs + 1):
-        order = batch_rng.permutation(n) if mini_batch else None
-        t0 = time.perf_counter()
-        model.train_epoch(train_data, order)
-        model.synchronize()  # CUDA: wait for the queued kernels before reading the clock
-        epoch_times.append(time.perf_counter() - t0)
+        loop.epoch_times.append(timed_epoch(model, parts["train"], next(orders), device))
         if epoch % config.eval_every and epoch != config.epochs:
             continue
         # Evaluation point: outside the timings, the only host synchronisation.
-        train_loss, train_acc = model.evaluate(train_data)
-        val_loss, val_acc = model.evaluate(val_data)
-        for key, value in zip(HISTORY_KEYS, (epoch, train_loss, train_acc, val_loss, val_acc), strict=True):
-            history[key].append(value)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > loss_limit:
-            status = "diverged"
-            message = (
+        train_loss, train_acc = model.evaluate(parts["train"])
+        val_loss, val_acc = model.evaluate(parts["val"])
+        point = (epoch, train_loss, train_acc, val_loss, val_acc)
+        for key, value in zip(HISTORY_KEYS, point, strict=True):
+            loop.history[key].append(value)
+        if _diverged(train_loss, val_loss, loss_limit):
+            loop.status = "diverged"
+            loop.message = (
                 f"Training diverged at epoch {epoch}: the train loss became {train_loss:.4g} "
                 f"(initial {initial_loss:.4g}). Lower the learning rate (lr={config.lr})."
             )
             break
         if (
             config.target_accuracy is not None
-            and time_to_target is None
-            and model.evaluate(test_data)[1] >= config.target_accuracy
+            and loop.time_to_target is None
+            and model.evaluate(parts["test"])[1] >= config.target_accuracy
         ):
-            time_to_target = sum(epoch_times)
+            loop.time_to_target = sum(loop.epoch_times)
         if on_eval is not None:
-            on_eval(
-                epoch,
-                {
-                    "train_loss": train_loss,
-                    "train_accuracy": train_acc,
-                    "val_loss": val_loss,
-                    "val_accuracy": val_acc,
-                },
-            )
-
-    fit_seconds = sum(epoch_times)
-    metrics: dict[str, float] = {}
-    for part, data, y in (
-        ("train", train_data, split.y_train),
-        ("val", val_data, split.y_val),
-        ("test", test_data, split.y_test),
-    ):
-        loss, acc = model.evaluate(data)
-        metrics[f"{part}_loss"], metrics[f"{part}_accuracy"] = loss, acc
-        if split.n_classes == 2 and status == "completed":
-            metrics[f"{part}_roc_auc"] = _roc_auc(y, model.predict_proba(data))
-    timings = {
-        "fit_seconds": fit_seconds,
-        "epoch_seconds_median": statistics.median(epoch_times),
-        "samples_per_second": n * len(epoch_times) / fit_seconds if fit_seconds > 0 else float("inf"),
-        "epochs_run": len(epoch_times),
-    }
-    if config.target_accuracy is not None:
-        timings["time_to_target_seconds"] = time_to_target if time_to_target is not None else float("nan")
-    result = Result(
-        config=config,
-        metrics=metrics,
-        history=history,
-        timings=timings,
-        status=status,
-        message=message,
-        device=device,
-        weights=model.get_params(),
-        split=split,
-    )
-    if split.name == "hours" and status == "completed":
-        metrics["p_pass_at_4_hours"] = float(result.predict_proba([[4.0]])[0, 1])
-    return result
+            on_eval(epoch, dict(zip(HISTORY_KEYS[1:], point[1:], strict=True)))
+    return loop

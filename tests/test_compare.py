@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from logreg import compare as cmp
-from logreg import throughput as tp
+from logreg.bench import throughput as tp
+from logreg.report import compare as cmp
 
 
 def _store(tmp_path, name):
@@ -16,13 +16,13 @@ def _store(tmp_path, name):
 
 
 def _log_throughput_rows(uri, rows):
-    """Write throughput runs with the schema `logreg throughput` logs (tp._log_row)."""
+    """Write throughput runs with the schema `logreg throughput` logs (tp.log_row)."""
     from logreg.tracking import Tracker
 
     with Tracker(uri) as tracker:
         exp = tracker.experiment_id(tp.EXPERIMENT)
         for row in rows:
-            tp._log_row(tracker, exp, row)
+            tp.log_row(tracker, exp, row)
 
 
 def _row(impl, device, n, sps):

@@ -65,7 +65,7 @@ def test_numpy_residual_is_the_gradient_wrt_logits(k, seed):
     X, y, W0, b0 = _problem(200, 7, k, seed)
     model = Model(TrainConfig(dtype="float64"), W0, b0)
     X_p, Y_p, _ = model.put(X, y)
-    R = model._residual(X_p, Y_p)
+    R = model.residual(X_p, Y_p)
 
     Z = torch.tensor(X @ W0 + b0, dtype=torch.float64, requires_grad=True)
     if k == 1:

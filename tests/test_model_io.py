@@ -11,7 +11,7 @@ import torch
 
 from logreg import LogregError, TrainConfig, train
 from logreg.cli import main
-from logreg.model_io import load_model, save_model
+from logreg.model import load_model, save_model
 
 
 @pytest.mark.parametrize("dataset", ["iris", "digits"])

@@ -244,7 +244,11 @@ def test_train_config_and_train_succeed_or_refuse(fields):
     if config.epochs > 3 or (config.batch_size == 1 and config.epochs > 1):
         config = config.replace(epochs=1)
     if config.data is None:
-        _, size = parse_dataset(config.dataset)
+        parsed = succeeds_or_refuses(parse_dataset, config.dataset)
+        if parsed is None:  # the dataset name is checked when the split is loaded
+            assert succeeds_or_refuses(train, config) is None
+            return
+        _, size = parsed
         n_values = size.get("n", 10_000) * size.get("d", 20)
         if 10**6 < n_values < 10**12:
             return  # a size the generator would really allocate: slow, not wrong

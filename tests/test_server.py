@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from logreg.errors import LogregError
-from logreg.server import (
+from logreg.tracking.server import (
     database_name,
     ensure_postgres_database,
     server_command,
@@ -133,9 +133,9 @@ def test_server_command_binds_localhost_by_default():
     )
     assert wide[wide.index("--allowed-hosts") + 1] == "mlflow.lan"
     assert wide[wide.index("--app-name") + 1] == "basic-auth"
-    with pytest.raises(LogregError, match="'port' parameter must be an int in 1..65535. Got 0"):
+    with pytest.raises(LogregError, match="'port' parameter must be an int >= 1 and <= 65535. Got 0"):
         server_command("postgresql://p@h/x", port=0)
-    with pytest.raises(LogregError, match="'app_name' parameter must be basic-auth"):
+    with pytest.raises(LogregError, match="'app_name' parameter must be one of basic-auth"):
         server_command("postgresql://p@h/x", app_name="other")
 
 

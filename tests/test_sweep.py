@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from logreg.errors import LogregError
-from logreg.experiment import load_experiment, validate
-from logreg.model_io import load_model
-from logreg.sweep import SweepOptions, run_name, run_sweep
+from logreg.model import load_model
+from logreg.tune import SweepOptions, run_name, run_sweep
+from logreg.tune.experiment import load_experiment, validate
 from tests.helpers import free_port, start_mlflow_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def smoke_sweep(tmp_path_factory, shared_uri):
 
 
 def test_run_counts_and_parent_child_structure(smoke_sweep):
-    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "smoke")
+    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "sweep/smoke")
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
     children = runs[runs["tags.logreg.run_kind"] == "trial"]
     assert len(parents) == len(exp.cells()) == 8
@@ -116,7 +116,7 @@ def test_run_counts_and_parent_child_structure(smoke_sweep):
 
 
 def test_documented_params_metrics_tags(smoke_sweep):
-    runs = _runs(smoke_sweep["uri"], "smoke")
+    runs = _runs(smoke_sweep["uri"], "sweep/smoke")
     done = runs[(runs["tags.logreg.run_kind"] == "trial") & (runs["tags.logreg.trial_state"] == "COMPLETE")]
     assert len(done) > 0
     for p in TRIAL_PARAMS:
@@ -136,7 +136,7 @@ def test_documented_params_metrics_tags(smoke_sweep):
 
 
 def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
-    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "smoke")
+    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "sweep/smoke")
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"])
     )
@@ -155,7 +155,7 @@ def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
 
 
 def test_study_artifacts_and_summary(smoke_sweep, tmp_path_factory):
-    runs = _runs(smoke_sweep["uri"], "smoke")
+    runs = _runs(smoke_sweep["uri"], "sweep/smoke")
     client = MlflowClient(smoke_sweep["uri"])
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
     for _, p in parents.iterrows():
@@ -197,9 +197,9 @@ def test_resume_adds_only_missing_trials(smoke_sweep):
         plots=False,
         results_dir=None,
     )
-    before = _runs(smoke_sweep["uri"], "smoke")
+    before = _runs(smoke_sweep["uri"], "sweep/smoke")
     run_sweep(exp, opts)
-    after = _runs(smoke_sweep["uri"], "smoke")
+    after = _runs(smoke_sweep["uri"], "sweep/smoke")
     # Parents are reused, not duplicated; each study finished exactly one more trial.
     assert (after["tags.logreg.run_kind"] == "study").sum() == 8
     storage = optuna.storages.JournalStorage(
@@ -211,7 +211,7 @@ def test_resume_adds_only_missing_trials(smoke_sweep):
     assert len(after) - len(before) >= 8
     # Running again with everything done adds nothing.
     run_sweep(exp, opts)
-    assert len(_runs(smoke_sweep["uri"], "smoke")) == len(after)
+    assert len(_runs(smoke_sweep["uri"], "sweep/smoke")) == len(after)
 
 
 def _tiny(tmp_path, name="tiny", **extra):
@@ -243,7 +243,7 @@ def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
     assert len(study.trials) == 4
     assert all(t.state.name == "FAIL" for t in study.trials)
     assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in study.trials)
-    runs = _runs(uri, "diverge")
+    runs = _runs(uri, "sweep/diverge")
     trials = runs[runs["tags.logreg.run_kind"] == "trial"]
     assert set(trials["status"]) == {"FAILED"}
     assert trials["tags.logreg.error"].str.contains("diverged").all()
@@ -270,7 +270,7 @@ def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch, 
             storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, plots=False, results_dir=None
         ),
     )
-    runs = _runs(uri, "raises")
+    runs = _runs(uri, "sweep/raises")
     trials = runs[runs["tags.logreg.run_kind"] == "trial"]
     failed = trials[trials["status"] == "FAILED"]
     assert len(failed) == 1 and "boom in trial" in failed.iloc[0]["tags.logreg.error"]
@@ -354,7 +354,7 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     study = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage)
     states = [t.state.name for t in study.trials]
     assert "RUNNING" not in states and "FAIL" in states and "COMPLETE" in states
-    runs = _runs(uri, "slow")
+    runs = _runs(uri, "sweep/slow")
     assert "RUNNING" not in set(runs["status"])  # none left RUNNING
     assert (runs["status"] == "KILLED").sum() >= 1
     completed_before = states.count("COMPLETE")
@@ -374,10 +374,13 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
         ('name = "x"\ndatasets = ["nope"]\n', "Unknown dataset 'nope'. Available datasets: hours"),
         (
             'name = "x"\ndatasets = ["iris"]\nimpls = ["jax"]\n',
-            "'impls' has unknown value 'jax'. Allowed values: numpy",
+            "The 'impls' parameter must be a list of numpy, autograd, module. Got 'jax' instead",
         ),
-        ('name = "x"\ndatasets = ["iris"]\nn_trials = 0\n', "'n_trials' must be an integer >= 1"),
-        ('name = "x"\ndatasets = ["iris"]\n[pruner]\nname = "asha"\n', "'pruner.name' must be one of median"),
+        ('name = "x"\ndatasets = ["iris"]\nn_trials = 0\n', "The 'n_trials' parameter must be an int >= 1"),
+        (
+            'name = "x"\ndatasets = ["iris"]\n[pruner]\nname = "asha"\n',
+            "The 'pruner.name' parameter must be one of median",
+        ),
         ('name = "x"\ndatasets = ["iris"]\n[search.adam]\nlr = [0, 1]\n', "'search.adam.lr' must be"),
         (
             'name = "x"\ndatasets = ["iris"]\n[search.sgd]\nmomentum = [0.5, 0.9]\n',
@@ -422,7 +425,7 @@ def test_sweep_against_a_real_mlflow_server(tmp_path):
             exp,
             SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, results_dir=None),
         )
-        runs = _runs(uri, "tiny")  # over HTTP
+        runs = _runs(uri, "sweep/tiny")  # over HTTP
         assert (runs["tags.logreg.run_kind"] == "trial").sum() == 2
         assert (runs["tags.logreg.run_kind"] == "study").sum() == 1
         parent = runs[runs["tags.logreg.run_kind"] == "study"].iloc[0]

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from logreg import throughput as tp
-from logreg.bandwidth import read_bandwidth, time_read
+from logreg.bench import goals, timing
+from logreg.bench import throughput as tp
+from logreg.bench import time_to_target as ttt
+from logreg.bench.bandwidth import read_bandwidth, time_read
 from logreg.errors import LogregError
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -18,7 +20,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 @pytest.mark.parametrize("impl", ["numpy", "autograd", "module"])
 @pytest.mark.parametrize("batch_size", [None, 64])
 def test_run_cell_reports_consistent_roofline_figures(impl, batch_size):
-    X, y = tp.synthetic_xy(500, 7, seed=0, dtype="float32")
+    X, y = timing.synthetic_xy(500, 7, seed=0, dtype="float32")
     row = tp.run_cell(impl, "cpu", X, y, "float32", batch_size, warmup=1, repeats=3)
     assert row["batch_size"] == (batch_size or "full")
     assert row["bytes_per_epoch"] == 500 * 7 * 4
@@ -35,11 +37,11 @@ def test_run_cell_reports_consistent_roofline_figures(impl, batch_size):
 
 
 def test_timed_epochs_train_the_model():
-    X, y = tp.synthetic_xy(400, 5, seed=1, dtype="float64")
-    model = tp._make_model("module", "cpu", "float64", 5, 32)
+    X, y = timing.synthetic_xy(400, 5, seed=1, dtype="float64")
+    model = timing.make_model("module", "cpu", "float64", 5, 32)
     data = model.put(X, y)
     before = model.evaluate(data)[0]
-    epoch, side, times = tp.time_epochs(
+    epoch, side, times = timing.time_epochs(
         model, data, 400, 32, "cpu", warmup=1, repeats=4, interleave=lambda: 2.0
     )
     assert len(times) == 4 and epoch == pytest.approx(float(np.median(times)))
@@ -110,13 +112,13 @@ def test_cli_logs_runs_to_mlflow(run_cli, tmp_path):
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["--sizes", "5"], r"'sizes' parameter must be whole numbers >= 10"),
+        (["--sizes", "5"], r"'sizes' parameter must be a list of ints >= 10"),
         (["--sizes", "1e3,abc"], r"comma-separated list of whole numbers"),
         (["--impls", "jax"], r"'impls' parameter must be a list of numpy, autograd, module"),
         (["--devices", "tpu"], r"'devices' parameter must be a list of cpu, cuda"),
         (["--dtype", "float16"], r"'dtype' parameter must be one of float32, float64"),
-        (["--repeats", "0"], r"'repeats' parameter must be whole numbers >= 1"),
-        (["--torch-threads", "0"], r"'torch_threads' parameter must be an int >= 1"),
+        (["--repeats", "0"], r"'repeats' parameter must be an int >= 1"),
+        (["--torch-threads", "-1"], r"'torch_threads' parameter must be an int >= 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(run_cli, args, match):
@@ -141,23 +143,23 @@ def test_sizes_default_per_device():
 
 
 def test_small_data_overhead_measures_all_four_side_by_side():
-    rows = tp.small_data_overhead(rounds=1, epochs=5, echo=lambda s: None)
+    rows = goals.small_data_overhead(rounds=1, epochs=5, echo=lambda s: None)
     assert [r["impl"] for r in rows] == ["tutorial", "numpy", "autograd", "module"]
     assert rows[0]["tutorial_over_ours"] == pytest.approx(1.0)
     assert all(r["epoch_us_median"] > 0 for r in rows)
 
 
 def test_time_to_target_table(tmp_path):
-    rows = tp.time_to_target(
+    rows = ttt.time_to_target(
         dataset="synthetic:n=3000,d=5", impls=("numpy",), max_epochs=2, echo=lambda s: None
     )
     lbfgs = rows[0]
     assert lbfgs["optimizer"] == "LogisticRegression(lbfgs)" and lbfgs["ratio_to_lbfgs"] == 1.0
     assert rows[0]["target_accuracy"] == pytest.approx(lbfgs["test_accuracy"] - 0.002)
     ours = [r for r in rows if r["impl"] == "numpy"]
-    assert len(ours) == sum(len(v) for v in tp.TTT_SETTINGS.values())
+    assert len(ours) == sum(len(v) for v in ttt.TTT_SETTINGS.values())
     assert all(r["test_accuracy"] >= r["target_accuracy"] for r in ours if r["reached"])
-    tp.write_time_to_target(rows, tmp_path, "synthetic:n=3000,d=5")
+    ttt.write_time_to_target(rows, tmp_path, "synthetic:n=3000,d=5")
     md = (tmp_path / "time_to_target.md").read_text()
     assert "| numpy | adam |" in md and "LogisticRegression(lbfgs)" in md
 
@@ -166,7 +168,7 @@ def test_time_to_target_table(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.parametrize("impl", ["autograd", "module"])
 def test_run_cell_on_cuda(impl):
-    X, y = tp.synthetic_xy(2000, 8, seed=0, dtype="float32")
+    X, y = timing.synthetic_xy(2000, 8, seed=0, dtype="float32")
     row = tp.run_cell(impl, "cuda", X, y, "float32", None, warmup=1, repeats=3)
     assert row["device"] == "cuda" and row["samples_per_second"] > 0
     assert 0 < row["bandwidth_fraction"] < 10
@@ -174,26 +176,26 @@ def test_run_cell_on_cuda(impl):
 
 def test_numpy_full_batch_split_across_cores_gives_the_serial_gradient(monkeypatch):
     """The threaded full-batch path (large data) must match the serial one and autograd."""
-    import logreg.impls as impls
+    import logreg.impls.base as impls
     import logreg.impls.numpy_impl as numpy_impl
 
-    X, y = tp.synthetic_xy(3000, 6, seed=3, dtype="float64")
+    X, y = timing.synthetic_xy(3000, 6, seed=3, dtype="float64")
     monkeypatch.setattr(impls, "CPU_BLOCK_BYTES", 64 * 7 * 8)  # 64-row blocks: 47 of them
     monkeypatch.setattr(numpy_impl, "_CORES", 2)  # two parts even on a one-core machine
     params = {}
     for name, min_blocks in (("threads", 1), ("serial", 10**9)):
         monkeypatch.setattr(numpy_impl, "MIN_BLOCKS_PER_THREAD", min_blocks)
-        model = tp._make_model("numpy", "cpu", "float64", 6, None, "adam")
+        model = timing.make_model("numpy", "cpu", "float64", 6, None, "adam")
         data = model.put(X, y)
         for _ in range(3):
             model.train_epoch(data, None)
         params[name] = np.concatenate([p.ravel() for p in model.get_params()])
-    reference = tp._make_model("autograd", "cpu", "float64", 6, None, "adam")
+    reference = timing.make_model("autograd", "cpu", "float64", 6, None, "adam")
     data = reference.put(X, y)
     for _ in range(3):
         reference.train_epoch(data, None)
     expected = np.concatenate([p.ravel() for p in reference.get_params()])
     np.testing.assert_allclose(params["threads"], params["serial"], rtol=1e-12)
     np.testing.assert_allclose(params["threads"], expected, rtol=1e-9)
-    initial = tp._make_model("numpy", "cpu", "float64", 6, None, "adam").W1.ravel()
+    initial = timing.make_model("numpy", "cpu", "float64", 6, None, "adam").W1.ravel()
     assert not np.allclose(params["threads"], initial)  # the epochs did train

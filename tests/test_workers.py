@@ -27,8 +27,8 @@ import mlflow
 import optuna
 import pytest
 
-from logreg.experiment import load_experiment
-from logreg.server import sqlalchemy_url
+from logreg.tracking.server import sqlalchemy_url
+from logreg.tune.experiment import load_experiment
 from tests.helpers import free_port, start_mlflow_server
 from tests.postgres_fixtures import make_pg_database, pg_url, postgres_server  # noqa: F401
 
@@ -118,7 +118,7 @@ def check_sweep(exp_path: Path, storage_url: str, uri: str, workers: int, *, all
     """
     exp = load_experiment(exp_path)
     storage = _storage(storage_url)
-    runs = _runs(uri, exp.name)
+    runs = _runs(uri, exp.mlflow_experiment)
     assert "RUNNING" not in set(runs["status"]), runs[runs["status"] == "RUNNING"].T
     trial_runs = runs[runs["tags.logreg.run_kind"] == "trial"]
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
@@ -168,8 +168,8 @@ def _trials(storage_url: str, study_name: str):
 
 def _create_stores(storage_url: str | None, uri: str) -> None:
     """Create the stores' schemas once, as `logreg sweep` does before its workers start."""
-    from logreg.study import open_storage
     from logreg.tracking import make_client
+    from logreg.tune import open_storage
 
     if storage_url is not None:
         open_storage(storage_url)
@@ -235,7 +235,11 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
         trials = _trials(storage, study_name)
         if not any(t.state.name == "COMPLETE" for t in trials) or trials[-1].state.name != "RUNNING":
             return None
-        runs = _runs(uri, "killed") if mlflow.MlflowClient(uri).get_experiment_by_name("killed") else None
+        runs = (
+            _runs(uri, "sweep/killed")
+            if mlflow.MlflowClient(uri).get_experiment_by_name("sweep/killed")
+            else None
+        )
         if runs is None or runs.empty:
             return None
         running = runs[(runs["status"] == "RUNNING") & (runs["tags.logreg.run_kind"] == "trial")]
@@ -260,7 +264,7 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
     assert retries[0].params == killed.params
     for number, value in completed.items():  # nothing completed is lost
         assert trials[number].state.name == "COMPLETE" and trials[number].value == value
-    runs = _runs(uri, "killed")
+    runs = _runs(uri, "sweep/killed")
     run = runs[runs["tags.logreg.trial_number"] == str(killed.number)].iloc[0]
     assert run["status"] == "KILLED" and run["tags.logreg.trial_state"] == "STALE"
     assert "died" in run["tags.logreg.error"]
@@ -302,7 +306,7 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
     assert "interrupted" in err and "Traceback" not in err, err
     states = [t.state.name for t in _trials(journal, study_name)]
     assert "RUNNING" not in states and "FAIL" in states and states.count("COMPLETE") < 6, (states, err)
-    runs = _runs(uri, "term")
+    runs = _runs(uri, "sweep/term")
     assert "RUNNING" not in set(runs["status"])
     assert (runs["status"] == "KILLED").sum() >= 1
     interrupted = runs[runs["tags.logreg.trial_state"] == "INTERRUPTED"]

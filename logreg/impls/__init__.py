@@ -1,63 +1,43 @@
-"""The three implementations behind one small interface.
-
-Each module defines a `Model` class:
-
-    model = Model(config, W0, b0, device)      # W0: (d, k), b0: (k,); k = 1 binary, K multinomial
-    data = model.put(X, y)                     # converted / moved to the device once
-    model.train_epoch(data, order)             # order: row order (mini-batch) or None (full batch)
-    model.synchronize()                        # wait for queued device work (timings)
-    loss, accuracy = model.evaluate(data)      # the only host synchronisation points
-    proba = model.predict_proba(data)          # (n, K) NumPy probabilities
-    W, b = model.get_params()                  # NumPy copies
+"""The three implementations behind one interface (impls.base.Implementation).
 
 Choosing one is a dict lookup in IMPLS; torch is imported only by the torch ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
-def _numpy():
+from logreg.impls.base import Data, Implementation, batches, block_rows
+
+
+def _numpy() -> type[Implementation]:
     from logreg.impls.numpy_impl import Model
 
     return Model
 
 
-def _autograd():
+def _autograd() -> type[Implementation]:
     from logreg.impls.autograd_impl import Model
 
     return Model
 
 
-def _module():
+def _module() -> type[Implementation]:
     from logreg.impls.module_impl import Model
 
     return Model
 
 
-IMPLS = {"numpy": _numpy, "autograd": _autograd, "module": _module}
-
-# Rows per block when a full-batch epoch runs block by block on the CPU: the
-# forward product and the gradient product of one block are done while the
-# block is still in cache, so X is read from memory once per epoch, not twice.
-# NumPy: most of one core's L2 (1 MiB on the 2-core machine we tuned on, where
-# 768 KiB measured best); smaller blocks pay the per-call cost of a dozen NumPy
-# calls too often, larger ones fall out of L2. Torch: autograd's forward + backward costs tens of
-# microseconds per block, so its blocks are larger (still L3-resident).
-# `logreg throughput --block-bytes` measures other sizes.
-CPU_BLOCK_BYTES = 768 * 1024
-TORCH_CPU_BLOCK_BYTES = 8 * 1024 * 1024
+IMPLS: dict[str, Callable[[], type[Implementation]]] = {
+    "numpy": _numpy,
+    "autograd": _autograd,
+    "module": _module,
+}
 
 
-def block_rows(n_features: int, itemsize: int, block_bytes: int | None = None) -> int:
-    """Rows of X in one cache-sized block on the CPU (CPU_BLOCK_BYTES unless given)."""
-    block_bytes = CPU_BLOCK_BYTES if block_bytes is None else block_bytes
-    return max(64, block_bytes // max(1, n_features * itemsize))
+def make_model(config, W0, b0, device: str) -> Implementation:
+    """The implementation `config.impl` names, initialised with (W0, b0) on `device`."""
+    return IMPLS[config.impl]()(config, W0, b0, device)
 
 
-def batches(n: int, order, batch_size: int | None, block: int | None):
-    """Row slices an epoch visits: mini-batches of `order`, or blocks of a full batch."""
-    if order is not None:
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    if block is None or block >= n:
-        return [slice(None)]
-    return [slice(i, i + block) for i in range(0, n, block)]
+__all__ = ["IMPLS", "Data", "Implementation", "batches", "block_rows", "make_model"]

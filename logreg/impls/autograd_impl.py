@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from logreg.impls import batches
 from logreg.impls import torch_common as tc
+from logreg.impls.base import batches
 from logreg.optim import make_optimizer
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from logreg.impls import batches
 from logreg.impls import torch_common as tc
+from logreg.impls.base import batches
 
 
 class LogisticRegression(nn.Module):

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from logreg.impls import batches, block_rows
+from logreg.impls.base import Data, batches, block_rows
 from logreg.optim import make_optimizer
 
 
@@ -67,6 +67,8 @@ def _softmax(Z):
 
 
 class Model:
+    """logreg.impls.base.Implementation with the gradient by hand (steps 1-5 above)."""
+
     def __init__(self, config, W0, b0, device="cpu"):
         self.dtype = np.dtype(config.dtype)
         d, k = np.shape(W0)
@@ -96,9 +98,9 @@ class Model:
         else:
             Y = np.zeros((len(y), self.W1.shape[1]), dtype=self.dtype)
             Y[np.arange(len(y)), y] = 1
-        return X1, Y, np.asarray(y)
+        return Data(X1, Y, np.asarray(y))
 
-    def _residual(self, X1b, Yb, buf=None):
+    def residual(self, X1b, Yb, buf=None):
         # Steps 1 and 3: R = P - Y, computed in a reused buffer.
         m = len(X1b)
         if buf is None:
@@ -117,7 +119,7 @@ class Model:
         buf = np.empty((min(self.block, len(X1)), self.W1.shape[1]), dtype=self.dtype)
         for rows in batches(len(X1), None, None, self.block):
             X1b = X1[rows]
-            R = self._residual(X1b, Y[rows], buf)
+            R = self.residual(X1b, Y[rows], buf)
             if G is None:
                 G = X1b.T @ R
             else:
@@ -143,7 +145,7 @@ class Model:
             return
         for idx in batches(n, order, self.batch_size, None):
             X1b = X1[idx]
-            R = self._residual(X1b, Y[idx])
+            R = self.residual(X1b, Y[idx])
             G = X1b.T @ R
             G /= len(idx)
             self.opt.step([G])

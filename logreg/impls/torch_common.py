@@ -1,4 +1,4 @@
-"""What the two torch implementations share: device placement and evaluation."""
+"""What the two torch implementations share: device placement, the loss, evaluation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from logreg.impls import TORCH_CPU_BLOCK_BYTES, block_rows
+from logreg.impls.base import TORCH_CPU_BLOCK_BYTES, Data, block_rows
+from logreg.timing import synchronize
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -21,7 +22,7 @@ def put(X, y, binary: bool, dtype, device):
         Xt = torch.as_tensor(np.ascontiguousarray(X)).to(device=device, dtype=dtype)
         yt = torch.as_tensor(np.asarray(y)).to(device)
     target = yt.to(dtype).unsqueeze(1) if binary else yt.long()
-    return Xt, target, yt
+    return Data(Xt, target, yt)
 
 
 def loss_fn(Z, target, binary: bool, reduction: str = "mean"):
@@ -74,6 +75,13 @@ def predict_proba(logits_fn, data, binary: bool) -> np.ndarray:
     return torch.softmax(Z, dim=1).cpu().numpy()
 
 
-def synchronize(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+__all__ = [
+    "DTYPES",
+    "cpu_block",
+    "evaluate",
+    "full_batch_loss",
+    "loss_fn",
+    "predict_proba",
+    "put",
+    "synchronize",
+]

@@ -15,8 +15,9 @@ import os
 import pytest
 import torch
 
-from logreg.bandwidth import synchronize, time_read
-from logreg.throughput import _make_model, _tutorial_loop
+from logreg.bench.bandwidth import synchronize, time_read
+from logreg.bench.goals import tutorial_loop
+from logreg.bench.timing import make_model
 
 DEVICE = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
 # torch's CPU kernels use every core; on a shared machine whose other core is busy,
@@ -56,7 +57,7 @@ def _split(dataset):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_epoch(benchmark, impl, size):
     split = _split(SIZES[size])
-    model = _make_model(impl, DEVICE, "float32", split.n_features, None, "momentum")
+    model = make_model(impl, DEVICE, "float32", split.n_features, None, "momentum")
     data = model.put(split.X_train, split.y_train)
     before = model.get_params()[0].copy()
 
@@ -74,7 +75,7 @@ def test_epoch(benchmark, impl, size):
 def test_tutorial_loop_epoch(benchmark):
     """The classic tutorial epoch on blobs (2->5->1 Linear + Sigmoid, BCELoss, SGD momentum), CPU."""
     split = _split("blobs")
-    epoch = _tutorial_loop(split.X_train, split.y_train)
+    epoch = tutorial_loop(split.X_train, split.y_train)
     benchmark.pedantic(epoch, rounds=300, warmup_rounds=3)
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from logreg.experiment import validate  # noqa: E402
-from logreg.sweep import SweepOptions, run_sweep  # noqa: E402
 from logreg.tracking import cpu_name  # noqa: E402
+from logreg.tune import SweepOptions, run_sweep  # noqa: E402
+from logreg.tune.experiment import validate  # noqa: E402
 
 EXP = {
     "name": "overhead",
@@ -73,8 +73,8 @@ def run_stock(n_trials: int) -> float:
     import optuna
     from optuna_integration.mlflow import MLflowCallback
 
-    from logreg.study import suggest_config
     from logreg.train import train
+    from logreg.tune.study import suggest_config
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp = validate({**EXP, "n_trials": n_trials})

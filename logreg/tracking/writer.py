@@ -1,4 +1,4 @@
-"""MLflow tracking: the only module that imports mlflow.
+"""The MLflow writer: runs written in order by a writer process, so training never waits.
 
 Logging is buffered and batched: a run's params, per-epoch metrics and final
 metrics go out in one `log_batch` (MlflowClient splits it at 1000 metrics), and
@@ -9,194 +9,17 @@ it started that is still open, so none is left RUNNING.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import platform
 import queue
-import re
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from logreg.errors import LogregError, first_line
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-# user:password@ inside the authority (up to the last '@' before any '/', '?' or '#',
-# so a raw '@' in the password is masked whole), and libpq's ?password=... parameter.
-_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/?#@]*):(?P<pw>[^/?#]*)@")
-_PASSWORD_PARAM = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
-
-
-def mask_uri(uri: str | None) -> str | None:
-    """The URI (or any text holding URIs) with passwords replaced by '***'."""
-    if uri is None:
-        return None
-    uri = _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
-    return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", uri)
-
-
-# ------------------------------------------------------------------- tags
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The checkout's commit (with '+dirty' when it has changes), or 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
-
-
-@functools.lru_cache(maxsize=4)
-def environment_tags(device: str) -> dict[str, str]:
-    """Tags that say where a run ran: device kind and name, host, versions, commit."""
-    import mlflow
-    import numpy
-
-    tags = {
-        "logreg.device_kind": device,
-        "logreg.device_name": cpu_name(),
-        "logreg.host": socket.gethostname(),
-        "logreg.git_commit": git_commit(),
-        "logreg.numpy_version": numpy.__version__,
-        "logreg.mlflow_version": mlflow.__version__,
-        "logreg.python_version": platform.python_version(),
-    }
-    try:
-        import torch
-
-        tags["logreg.torch_version"] = torch.__version__
-        if device == "cuda" and torch.cuda.is_available():
-            tags["logreg.device_name"] = torch.cuda.get_device_name()
-            tags["logreg.cuda_version"] = str(torch.version.cuda)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    try:
-        import optuna
-
-        tags["logreg.optuna_version"] = optuna.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return tags
-
-
-def dataset_tags(split) -> dict[str, str]:
-    """Tags naming the dataset, its shape and content digest."""
-    return {
-        "logreg.dataset": split.name,
-        "logreg.dataset_shape": f"{split.n_samples}x{split.n_features}",
-        "logreg.dataset_n_train": str(len(split.y_train)),
-        "logreg.dataset_n_classes": str(split.n_classes),
-        "logreg.dataset_digest": split.digest,
-    }
-
-
-# ------------------------------------------------------------------- client
-
-
-def _check_reachable(client, uri: str) -> None:
-    """Fail fast with one clear line when the tracking store cannot be reached."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.search_experiments(max_results=1)
-    except MlflowException as exc:
-        first = first_line(exc)
-        raise LogregError(
-            f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)[:200]}. "
-            "Check --tracking-uri / MLFLOW_TRACKING_URI (is the server running?)."
-        ) from None
-    except Exception as exc:  # connection errors come in many types
-        raise LogregError(
-            f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {type(exc).__name__}. "
-            "Check --tracking-uri / MLFLOW_TRACKING_URI (is the server running?)."
-        ) from None
-
-
-def _check_database(uri: str) -> None:
-    """A database backend store (PostgreSQL, MySQL, MS SQL) answers within 10 s, or one clear error.
-
-    MLflow itself retries creating its engine for about 100 s, printing a warning each time,
-    and then raises with a traceback.
-    """
-    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
-    if scheme not in ("postgresql", "postgres", "mysql", "mssql"):
-        return
-    import sqlalchemy
-
-    try:
-        engine = sqlalchemy.create_engine(
-            uri, connect_args={"connect_timeout": 10} if scheme.startswith("postgres") else {}
-        )
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-    except Exception as exc:  # unreachable server, unknown database, bad credentials, no driver
-        first = first_line(exc)
-        raise LogregError(
-            f"Cannot reach the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)[:200]}. "
-            "Check --tracking-uri / MLFLOW_TRACKING_URI (is the database server running?)."
-        ) from None
-
-
-def make_client(uri: str | None):
-    """An MlflowClient for `uri` (resolved as resolve_tracking_uri), checked reachable."""
-    import logging
-
-    from mlflow.tracking import MlflowClient
-
-    # MLflow announces schema creation and migrations at INFO on stderr; keep the CLI quiet.
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    uri = resolve_tracking_uri(uri)
-    if "://" not in uri and not uri.startswith("file:"):
-        raise LogregError(
-            f"The tracking URI {uri!r} is not a URI. Use e.g. sqlite:///mlflow.db, "
-            "http://127.0.0.1:5000 or postgresql://user@host/db."
-        )
-    _check_database(uri)
-    # Short HTTP retries so an unreachable server fails in seconds, not minutes.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    client = MlflowClient(tracking_uri=uri)
-    _check_reachable(client, uri)
-    return client
+from logreg.errors import LogregError
+from logreg.tracking.client import make_client, store_errors
+from logreg.tracking.uri import mask_uri, resolve_tracking_uri
 
 
 class RunHandle:
@@ -491,6 +314,58 @@ class Tracker:
         finally:
             self._worker.join(timeout=30)
 
+    # -- repairing runs a dead or interrupted process left RUNNING (synchronous, on the client)
+    def find_runs(
+        self,
+        experiment_id: str,
+        tags: Mapping[str, str],
+        status: str | None = None,
+        flush: bool = True,
+    ) -> list:
+        """Runs of an experiment whose tags equal `tags` (after the writer caught up, with flush)."""
+        if flush:
+            self.flush()
+        clauses = [f"tags.`{k}` = {_quote(v)}" for k, v in tags.items()]
+        if status:
+            clauses.append(f"attributes.status = {_quote(status)}")
+        with store_errors(self.uri):
+            return self.client.search_runs([experiment_id], " and ".join(clauses), max_results=10_000)
+
+    def end_stale_runs(
+        self,
+        runs,
+        status: str = "KILLED",
+        reason: str = "",
+        state: str = "STALE",
+        metrics: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> int:
+        """End RUNNING runs left behind by a dead or interrupted process; return how many.
+
+        metrics: final metrics by run id, for runs whose trial finished but whose end was never written.
+        """
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        with store_errors(self.uri):
+            for run in runs:
+                values = (metrics or {}).get(run.info.run_id)
+                if values:
+                    self.client.log_batch(
+                        run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
+                    )
+                if reason:
+                    self.client.set_tag(run.info.run_id, "logreg.error", reason)
+                self.client.set_tag(run.info.run_id, "logreg.trial_state", state)
+                self.client.set_terminated(run.info.run_id, status=status)
+        return len(runs)
+
+    def discard_run(self, handle: RunHandle) -> None:
+        """End a run this Tracker started (KILLED), wait for the writer, then delete it."""
+        self.end_run(handle, "KILLED")
+        self.flush()
+        with store_errors(self.uri):
+            self.client.delete_run(handle.run_id)
+
     def __enter__(self) -> Tracker:
         return self
 
@@ -504,106 +379,5 @@ def _param_str(value) -> str:
     return "None" if value is None else str(value)
 
 
-# ------------------------------------------------------------------- reading
-
-
-def search_runs(uri: str | None, experiment_names: list[str], filter_string: str = ""):
-    """Runs of the named experiments in one store as a pandas DataFrame ('' when none)."""
-    import mlflow
-    import pandas as pd
-
-    client = make_client(uri)
-    ids = [e.experiment_id for n in experiment_names if (e := client.get_experiment_by_name(n)) is not None]
-    if not ids:
-        return pd.DataFrame()
-    mlflow.set_tracking_uri(resolve_tracking_uri(uri))
-    return mlflow.search_runs(experiment_ids=ids, filter_string=filter_string, max_results=100_000)
-
-
-def stale_running_runs(uri: str | None, experiment_name: str, older_than_s: float):
-    """Run ids of RUNNING runs in the experiment not updated for `older_than_s` seconds."""
-    client = make_client(uri)
-    exp = client.get_experiment_by_name(experiment_name)
-    if exp is None:
-        return []
-    cutoff = (time.time() - older_than_s) * 1000
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=10_000)
-    return [r.info.run_id for r in runs if (r.info.start_time or 0) < cutoff]
-
-
-# ------------------------------------------------------------------- sweep helpers
-
-
 def _quote(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def find_runs(
-    tracker: Tracker,
-    experiment_id: str,
-    tags: Mapping[str, str],
-    status: str | None = None,
-    flush: bool = True,
-) -> list:
-    """Runs of an experiment whose tags equal `tags` (after the writer caught up, with flush)."""
-    if flush:
-        tracker.flush()
-    clauses = [f"tags.`{k}` = {_quote(v)}" for k, v in tags.items()]
-    if status:
-        clauses.append(f"attributes.status = {_quote(status)}")
-    with _store_errors(tracker.uri):
-        return tracker.client.search_runs([experiment_id], " and ".join(clauses), max_results=10_000)
-
-
-def end_stale_runs(
-    tracker: Tracker,
-    runs,
-    status: str = "KILLED",
-    reason: str = "",
-    state: str = "STALE",
-    metrics: Mapping[str, Mapping[str, float]] | None = None,
-) -> int:
-    """End RUNNING runs left behind by a dead or interrupted process.
-
-    metrics: final metrics by run id, for runs whose trial finished but whose end was never written.
-    """
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    with _store_errors(tracker.uri):
-        for run in runs:
-            values = (metrics or {}).get(run.info.run_id)
-            if values:
-                tracker.client.log_batch(
-                    run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
-                )
-            if reason:
-                tracker.client.set_tag(run.info.run_id, "logreg.error", reason)
-            tracker.client.set_tag(run.info.run_id, "logreg.trial_state", state)
-            tracker.client.set_terminated(run.info.run_id, status=status)
-    return len(runs)
-
-
-@contextlib.contextmanager
-def _store_errors(uri: str):
-    """A store that went away mid-sweep (server stopped, database down): one clear LogregError."""
-    try:
-        yield
-    except LogregError:
-        raise
-    except Exception as exc:  # MlflowException, requests' and SQLAlchemy's connection errors
-        text = str(exc).strip().splitlines()
-        first = f"{type(exc).__name__}: {text[0][:200] if text else ''}"
-        raise LogregError(
-            f"Lost the MLflow tracking store {mask_uri(uri)}: {mask_uri(first)}. Completed trials are "
-            "kept in the Optuna storage; check --tracking-uri (is the server running?), then re-run."
-        ) from None
-
-
-# --- throughput / compare helpers
-
-
-def experiment_names(uri: str | None) -> list[str]:
-    """Names of the active experiments in one store (for `logreg compare`)."""
-    client = make_client(uri)
-    return [e.name for e in client.search_experiments(max_results=1000)]

@@ -1,7 +1,9 @@
-"""Trained models on disk: torch state dicts, always loaded with `weights_only=True`.
+"""The one fitted-model object: weights, standardisation, classes; predictions; files on disk.
 
-A file holds the `nn.Linear` state dict of the `module` implementation
-(`linear.weight` (k, d), `linear.bias` (k,)), the standardisation statistics and
+`train()` returns it in `Result.model`; `save_model` / `load_model` write and read it as a
+torch state dict, always loaded with `weights_only=True`. A file holds the `nn.Linear` state
+dict of the `module` implementation (`linear.weight` (k, d), `linear.bias` (k,)), the
+standardisation statistics and
 the class and feature names: tensors, strings and lists only, so loading never
 unpickles arbitrary objects (`torch.load(..., weights_only=True)` refuses them).
 """
@@ -22,8 +24,8 @@ FORMAT = "logreg-state-dict-v1"
 
 
 @dataclass(frozen=True)
-class SavedModel:
-    """A loaded model: predicts from raw (unstandardised) feature rows."""
+class FittedModel:
+    """A fitted linear model: predicts from raw (unstandardised) feature rows."""
 
     W: np.ndarray  # (d, k)
     b: np.ndarray  # (k,)
@@ -32,12 +34,21 @@ class SavedModel:
     class_names: tuple[str, ...]
     feature_names: tuple[str, ...]
 
-    def predict_proba(self, X_raw) -> np.ndarray:
-        """(n, K) class probabilities."""
+    @classmethod
+    def from_split(cls, W: np.ndarray, b: np.ndarray, split) -> FittedModel:
+        """Weights learnt on a Split, with its standardisation and names."""
+        return cls(W, b, split.mean, split.scale, split.class_names, split.feature_names)
+
+    def decision_function(self, X_raw) -> np.ndarray:
+        """(n, k) logits in float64: k = 1 for two classes, K otherwise."""
         X = (np.asarray(X_raw, dtype=np.float64) - self.mean) / self.scale
         if X.ndim != 2 or X.shape[1] != len(self.mean):
             raise LogregError(f"Expected rows of {len(self.mean)} features. Got shape {np.shape(X_raw)}.")
-        Z = X @ self.W + self.b
+        return X @ self.W.astype(np.float64) + self.b.astype(np.float64)
+
+    def predict_proba(self, X_raw) -> np.ndarray:
+        """(n, K) class probabilities."""
+        Z = self.decision_function(X_raw)
         if self.W.shape[1] == 1:
             p = 0.5 * (1 + np.tanh(0.5 * Z[:, 0]))
             return np.column_stack([1 - p, p])
@@ -64,22 +75,19 @@ class SavedModel:
         )
         return net
 
+    def state_dict(self) -> dict:
+        """The file content: tensors, strings and lists only."""
+        import torch
 
-def state_dict(result) -> dict:
-    """The file content for a training Result."""
-    import torch
-
-    W, b = result.weights
-    split = result.split
-    return {
-        "format": FORMAT,
-        "linear.weight": torch.from_numpy(np.ascontiguousarray(W.T, dtype=np.float64)),
-        "linear.bias": torch.from_numpy(np.asarray(b, dtype=np.float64)),
-        "mean": torch.from_numpy(np.asarray(split.mean, dtype=np.float64)),
-        "scale": torch.from_numpy(np.asarray(split.scale, dtype=np.float64)),
-        "class_names": list(split.class_names),
-        "feature_names": list(split.feature_names),
-    }
+        return {
+            "format": FORMAT,
+            "linear.weight": torch.from_numpy(np.ascontiguousarray(self.W.T, dtype=np.float64)),
+            "linear.bias": torch.from_numpy(np.array(self.b, dtype=np.float64)),
+            "mean": torch.from_numpy(np.array(self.mean, dtype=np.float64)),
+            "scale": torch.from_numpy(np.array(self.scale, dtype=np.float64)),
+            "class_names": list(self.class_names),
+            "feature_names": list(self.feature_names),
+        }
 
 
 def check_model_path(path: str | Path) -> Path:
@@ -92,15 +100,16 @@ def check_model_path(path: str | Path) -> Path:
     return path
 
 
-def save_model(result, path: str | Path) -> Path:
-    """Write the model of a Result; written whole to a temporary file, then renamed."""
+def save_model(fitted, path: str | Path) -> Path:
+    """Write a FittedModel (or a training Result's model); whole to a temporary file, then renamed."""
     import torch
 
+    model: FittedModel = getattr(fitted, "model", fitted)
     path = check_model_path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state_dict(result), f)
+            torch.save(model.state_dict(), f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -108,7 +117,7 @@ def save_model(result, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path) -> SavedModel:
+def load_model(path: str | Path) -> FittedModel:
     """Load a model file with weights_only=True (no arbitrary objects are unpickled)."""
     import torch
 
@@ -128,7 +137,7 @@ def load_model(path: str | Path) -> SavedModel:
     keys = {"format", "linear.weight", "linear.bias", "mean", "scale", "class_names", "feature_names"}
     if not isinstance(state, dict) or state.get("format") != FORMAT or not keys <= set(state):
         raise LogregError(f"'{path}' is not a logreg model file (format {FORMAT} expected).")
-    return SavedModel(
+    return FittedModel(
         W=state["linear.weight"].numpy().T.copy(),
         b=state["linear.bias"].numpy().copy(),
         mean=state["mean"].numpy().copy(),

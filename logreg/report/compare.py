@@ -1,6 +1,7 @@
 """`logreg compare`: MLflow runs from one or more stores -> pandas -> tables and plots.
 
-Reads the `throughput` experiment (and every sweep experiment) of each tracking
+Reads the `throughput` experiment (and every sweep experiment: `sweep/<name>`, or `<name>` in
+stores written before sweeps were named so) of each tracking
 URI, e.g. a CPU machine's store and a GPU machine's store, and writes under
 --out (default results/compare):
 
@@ -20,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from logreg.errors import LogregError
+from logreg.report.tables import frame_table
+from logreg.tracking import experiment_names, mask_uri, search_runs
 
 THROUGHPUT_KEYS = ["impl", "device", "d", "dtype", "batch_size", "n"]
 NO_CUDA = (
@@ -37,8 +40,6 @@ def _num(series):
 def load_runs(uris: Sequence[str]):
     """(throughput runs, sweep trial runs) from every store, as two DataFrames."""
     import pandas as pd
-
-    from logreg.tracking import experiment_names, mask_uri, search_runs
 
     thr, sweeps = [], []
     for uri in uris:
@@ -159,17 +160,7 @@ def sweep_table(runs):
 
 
 def _markdown(df, floatfmt: dict[str, Callable] | None = None) -> str:
-    from logreg.tables import markdown_table
-
-    floatfmt = floatfmt or {}
-
-    def cell(c, v):
-        if isinstance(v, float) and math.isnan(v):
-            return ""
-        return floatfmt[c](v) if c in floatfmt and isinstance(v, (int, float)) else str(v)
-
-    cols = list(df.columns)
-    return markdown_table(cols, ([cell(c, r[c]) for c in cols] for _, r in df.iterrows()))
+    return frame_table(df, floatfmt)
 
 
 def _plot(table, speedup, out: Path) -> list[Path]:
@@ -299,23 +290,3 @@ def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print)
         f"-> {out} ({', '.join(p.name for p in plots)})"
     )
     return {"throughput": table, "speedup": speedup, "crossover": cross, "sweeps": sweeps}
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("compare", help="tables and plots from one or more MLflow stores (CPU vs CUDA)")
-    p.add_argument(
-        "tracking_uris",
-        nargs="*",
-        metavar="URI",
-        help="MLflow stores to read (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
-    )
-    p.add_argument("--out", type=Path, default=Path("results/compare"), help="output folder")
-    p.set_defaults(func=cmd_compare)
-
-
-def cmd_compare(args) -> int:
-    from logreg.tracking import resolve_tracking_uri
-
-    uris = args.tracking_uris or [resolve_tracking_uri(None)]
-    compare(uris, args.out)
-    return 0

@@ -13,18 +13,12 @@ import os
 import statistics
 import time
 
+from logreg.timing import synchronize
+
 # Buffer sizes: far above the CPU's last-level cache (tens of MiB) and the
 # GPU's L2 (tens of MiB), so the sum streams from DRAM / HBM.
 CPU_BUFFER_BYTES = 256 * 1024 * 1024
 CUDA_BUFFER_BYTES = 2 * 1024 * 1024 * 1024
-
-
-def synchronize(device: str) -> None:
-    """Wait for queued device work (CUDA); nothing to do on the CPU."""
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,7 +1,7 @@
 """A shared MLflow tracking server on PostgreSQL, for many workers on one study.
 
-`logreg server` (and `nox -s server`) creates the PostgreSQL databases if they
-are missing, starts `mlflow server` with a PostgreSQL backend store and served
+`logreg server` (and `nox -s server`, logreg.cli.server) creates the PostgreSQL databases if
+they are missing, starts `mlflow server` with a PostgreSQL backend store and served
 artifacts on 127.0.0.1, waits until it answers /health, and prints the two
 addresses workers need: the tracking URI and the Optuna storage URL.
 
@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from logreg.errors import LogregError, first_line
+from logreg.tracking.uri import mask_uri
+from logreg.validation import NONE, Interval, Options, check_params
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -34,12 +36,15 @@ DEFAULT_MLFLOW_DB = "logreg_mlflow"
 DEFAULT_OPTUNA_DB = "logreg_optuna"
 DEFAULT_ARTIFACTS = "./mlartifacts"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SERVER_CONSTRAINTS = {
+    "port": Interval(int, 1, 65535),
+    "workers": (Interval(int, 1), NONE),
+    "app_name": (Options(("basic-auth",)), NONE),
+}
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg")
 
 
 def _mask(url: str) -> str:
-    from logreg.tracking import mask_uri
-
     return mask_uri(url)
 
 
@@ -153,12 +158,7 @@ def server_command(
     shows it to every local user): start_server passes it as
     MLFLOW_BACKEND_STORE_URI in the environment instead.
     """
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise LogregError(f"The 'port' parameter must be an int in 1..65535. Got {port!r} instead.")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise LogregError(f"The 'workers' parameter must be an int >= 1. Got {workers!r} instead.")
-    if app_name not in (None, "basic-auth"):
-        raise LogregError(f"The 'app_name' parameter must be basic-auth or unset. Got {app_name!r} instead.")
+    check_params(SERVER_CONSTRAINTS, {"port": port, "workers": workers, "app_name": app_name})
     argv = [sys.executable, "-m", "mlflow", "server"]
     backend = sqlalchemy_url(backend_store_uri)
     if _mask(backend) == backend:
@@ -297,101 +297,3 @@ def stop_server(proc: subprocess.Popen, timeout: float = 15.0) -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return proc.returncode
-
-
-# ------------------------------------------------------------------- CLI
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def cmd_server(args) -> int:
-    postgres = args.postgres.rstrip("/")
-    mlflow_db = args.backend_store_uri or with_database(postgres, DEFAULT_MLFLOW_DB)
-    optuna_db = args.optuna_storage or with_database(postgres, DEFAULT_OPTUNA_DB)
-    for url in (mlflow_db, optuna_db):
-        if ensure_postgres_database(url):
-            print(f"created database {database_name(url)!r} on {_mask(with_database(url, ''))}")
-    from logreg.study import open_storage
-
-    open_storage(sqlalchemy_url(optuna_db))  # Optuna's schema, once, before workers race to create it
-    artifacts = Path(args.artifacts_destination).resolve()
-    if args.host not in LOOPBACK_HOSTS and not args.allowed_hosts:
-        print(
-            "logreg: note: binding beyond localhost; pass --allowed-hosts with the names clients use "
-            "and consider --app-name basic-auth (see README, 'Many workers, one study').",
-            file=sys.stderr,
-        )
-    # The server runs in its own process group: stop it on `kill` and on a closed terminal too.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
-    proc = start_server(
-        mlflow_db,
-        artifacts,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        allowed_hosts=args.allowed_hosts,
-        app_name=args.app_name,
-        timeout=args.timeout,
-    )
-    uri = tracking_uri(args.host, args.port)
-    print(
-        f"MLflow tracking server: {uri}  (backend {_mask(sqlalchemy_url(mlflow_db))}, artifacts {artifacts})"
-    )
-    print(f"  --tracking-uri {uri}")
-    print(f"  --storage {_mask(sqlalchemy_url(optuna_db))}")
-    print("Ctrl-C stops the server.", flush=True)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_server(proc)
-
-
-def add_parser(sub) -> None:
-    """Register `logreg server` on the CLI's subparsers."""
-    p = sub.add_parser("server", help="start an MLflow tracking server on PostgreSQL for many workers")
-    p.add_argument(
-        "--postgres",
-        default=DEFAULT_POSTGRES,
-        metavar="URL",
-        help=f"PostgreSQL server (no database); both databases live there (default: {DEFAULT_POSTGRES})",
-    )
-    p.add_argument(
-        "--backend-store-uri",
-        metavar="URL",
-        help=f"MLflow's database (default: {DEFAULT_MLFLOW_DB} on --postgres)",
-    )
-    p.add_argument(
-        "--optuna-storage",
-        metavar="URL",
-        help=f"Optuna's database, printed for workers (default: {DEFAULT_OPTUNA_DB} on --postgres)",
-    )
-    p.add_argument(
-        "--artifacts-destination",
-        default=DEFAULT_ARTIFACTS,
-        metavar="DIR",
-        help=f"where served artifacts are stored (default: {DEFAULT_ARTIFACTS})",
-    )
-    p.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help=f"interface to bind (default: {DEFAULT_HOST}); 0.0.0.0 for other machines, with --allowed-hosts",
-    )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(default: {DEFAULT_PORT})")
-    p.add_argument("--workers", type=int, help="server worker processes (MLflow's default: 4)")
-    p.add_argument(
-        "--allowed-hosts",
-        metavar="HOSTS",
-        help="comma-separated Host headers accepted beyond localhost, e.g. 'mlflow.lan,10.0.0.5:5000'",
-    )
-    p.add_argument(
-        "--app-name",
-        choices=["basic-auth"],
-        help="basic-auth: users and passwords (needs MLFLOW_FLASK_SERVER_SECRET_KEY)",
-    )
-    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for /health (default: 90)")
-    p.set_defaults(func=cmd_server)

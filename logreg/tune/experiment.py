@@ -1,6 +1,6 @@
 """Experiment files (experiments/*.toml): the schema, validated on load.
 
-name = "default"                 # MLflow experiment and Optuna study prefix
+name = "default"                 # Optuna study prefix; the MLflow experiment is "sweep/<name>"
 datasets = ["iris", "digits"]    # registry names (`logreg datasets`)
 impls = ["numpy", "autograd", "module"]
 optimizers = ["sgd", "momentum", "adam"]
@@ -37,9 +37,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from logreg.config import DEVICE_NAMES, DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES
+from logreg.config import DEVICE_NAMES, DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, runs_on
 from logreg.data import check_dataset_name
 from logreg.errors import LogregError
+from logreg.validation import Interval, ListOf, Options, check_param
 
 OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize"}
 SAMPLERS = ("tpe", "random")
@@ -93,6 +94,11 @@ class Experiment:
     path: str = ""
 
     @property
+    def mlflow_experiment(self) -> str:
+        """The MLflow experiment of this sweep: 'sweep/<name>', apart from MLflow's own 'Default'."""
+        return f"sweep/{self.name}"
+
+    @property
     def direction(self) -> str:
         return OBJECTIVES[self.objective]
 
@@ -104,7 +110,7 @@ class Experiment:
             for i in self.impls
             for o in self.optimizers
             for dev in self.devices
-            if not (i == "numpy" and dev == "cuda")
+            if runs_on(i, dev)
         ]
 
     def study_name(self, cell) -> str:
@@ -128,26 +134,32 @@ def _fail(path: str, msg: str) -> None:
     raise LogregError(where + msg)
 
 
+def _check(path: str, key: str, value: Any, constraint) -> Any:
+    """validation.check_param, with the file's name in front of the message."""
+    try:
+        check_param(key, value, constraint)
+    except LogregError as exc:
+        _fail(path, str(exc))
+    return value
+
+
 def _names(path, key, value, allowed, check=None) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
+    if check is None:
+        return tuple(dict.fromkeys(_check(path, key, value, ListOf(Options(tuple(allowed))))))
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
         _fail(path, f"'{key}' must be a non-empty list of names. Got {value!r}.")
     for v in value:
-        if check is not None:
-            try:
-                check(v)
-            except LogregError as exc:
-                _fail(path, f"'{key}': {exc}")
-        elif v not in allowed:
-            _fail(path, f"'{key}' has unknown value {v!r}. Allowed values: {', '.join(allowed)}.")
+        try:
+            check(v)
+        except LogregError as exc:
+            _fail(path, f"'{key}': {exc}")
     return tuple(dict.fromkeys(value))
 
 
 def _int(path, key, value, low) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        _fail(path, f"'{key}' must be an integer >= {low}. Got {value!r}.")
-    return value
+    return _check(path, key, value, Interval(int, low))
 
 
 def _range(path, key, value, *, low, high, log=False, integer=False) -> list:
@@ -221,9 +233,7 @@ def _check_table(path, key, value, allowed_names, allowed_keys) -> dict:
         value = {"name": value}
     if not isinstance(value, dict):
         _fail(path, f"'{key}' must be a table with a 'name'. Got {value!r}.")
-    name = value.get("name")
-    if name not in allowed_names:
-        _fail(path, f"'{key}.name' must be one of {', '.join(allowed_names)}. Got {name!r}.")
+    name = _check(path, f"{key}.name", value.get("name"), Options(tuple(allowed_names)))
     for k, v in value.items():
         if k == "name":
             continue
@@ -256,14 +266,9 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1)):
         if key in raw:
             kw[key] = _int(path, key, raw[key], low)
-    if "objective" in raw and raw["objective"] not in OBJECTIVES:
-        _fail(path, f"'objective' must be one of {', '.join(OBJECTIVES)}. Got {raw['objective']!r}.")
-    if "objective" in raw:
-        kw["objective"] = raw["objective"]
-    if "dtype" in raw and raw["dtype"] not in DTYPE_NAMES:
-        _fail(path, f"'dtype' must be one of {', '.join(DTYPE_NAMES)}. Got {raw['dtype']!r}.")
-    if "dtype" in raw:
-        kw["dtype"] = raw["dtype"]
+    for key, allowed in (("objective", tuple(OBJECTIVES)), ("dtype", DTYPE_NAMES)):
+        if key in raw:
+            kw[key] = _check(path, key, raw[key], Options(allowed))
     if "sampler" in raw:
         kw["sampler"] = _check_table(
             path, "sampler", raw["sampler"], SAMPLERS, {"tpe": ("n_startup_trials",), "random": ()}

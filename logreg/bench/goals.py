@@ -1,0 +1,177 @@
+"""The speed goals, each a ratio measured side by side in one run (`logreg throughput --goals`).
+
+Goal 1 (CPU) and 4 (CUDA): full-batch epoch / one read of X at the bandwidth measured beside it.
+Goal 2: small-data epochs against the classic tutorial loop.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from logreg.bench.throughput import GOAL_DATASET, run_cell
+from logreg.bench.timing import make_model
+from logreg.config import TrainConfig
+from logreg.data import load_split
+from logreg.report.tables import records_table, write_csv
+from logreg.tracking import environment_tags
+
+
+def tutorial_loop(X, y):
+    """The classic tutorial epoch: 2 -> 5 -> 1 nn.Linear + nn.Sigmoid, BCELoss, SGD momentum 0.9."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(X.shape[1], 5), nn.Linear(5, 1), nn.Sigmoid())
+    loss_fn = nn.BCELoss()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    Xt = torch.as_tensor(np.array(X, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.float32))[:, None]
+
+    def epoch():
+        opt.zero_grad()
+        loss = loss_fn(net(Xt), yt)
+        loss.backward()
+        opt.step()
+
+    return epoch
+
+
+def small_data_overhead(rounds: int = 5, epochs: int = 200, echo: Callable[[str], None] = print):
+    """Goal 2: per-epoch time on blobs of each implementation (momentum, full batch) against the
+    tutorial loop, measured in interleaved rounds; ratios are tutorial time / ours, per round."""
+    split = load_split(TrainConfig(dataset="blobs"))
+    X, y = split.X_train, split.y_train
+    n = len(y)
+    tutorial = tutorial_loop(X, y)
+    epoch_fns = {"tutorial": tutorial}
+    for impl in ("numpy", "autograd", "module"):
+        model = make_model(impl, "cpu", "float32", X.shape[1], None, "momentum")
+        data = model.put(X, y)
+        epoch_fns[impl] = (lambda m, dd: lambda: m.train_epoch(dd, None))(model, data)
+
+    def median_epoch(fn) -> float:
+        for _ in range(20):
+            fn()
+        ts = []
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    per_round = []
+    for _ in range(rounds):
+        per_round.append({name: median_epoch(fn) for name, fn in epoch_fns.items()})
+    rows = []
+    for name in epoch_fns:
+        us = statistics.median(r[name] for r in per_round) * 1e6
+        speedup = statistics.median(r["tutorial"] / r[name] for r in per_round)
+        rows.append(
+            {
+                "goal": "2 small-data overhead",
+                "impl": name,
+                "dataset": f"blobs ({n} train rows)",
+                "epoch_us_median": us,
+                "tutorial_over_ours": speedup,
+                "target": {"numpy": ">= 10", "module": ">= 2"}.get(name, ""),
+            }
+        )
+        echo(f"blobs {name:9s} {us:8.1f} us/epoch   tutorial / this = {speedup:5.1f}x")
+    return rows
+
+
+def roofline(device: str, dataset: str, rounds: int = 9, echo: Callable[[str], None] = print):
+    """Goals 1 and 4: full-batch epoch time / time of one read of X at the bandwidth measured
+    side by side (reductions just before and just after the epochs)."""
+    split = load_split(TrainConfig(dataset=dataset))
+    X, y = split.X_train, split.y_train
+    targets = (
+        {"numpy": 1.3, "autograd": 1.6, "module": 1.6}
+        if device == "cpu"
+        else {"autograd": 1.5, "module": 1.5}
+    )
+    rows = []
+    for impl in targets:
+        row = run_cell(impl, device, X, y, "float32", None, 2, rounds)
+        row.update(
+            goal="1 CPU roofline" if device == "cpu" else "4 CUDA roofline",
+            dataset=dataset,
+            target=f"<= {targets[impl]}",
+            met=row["roofline_ratio"] <= targets[impl],
+        )
+        rows.append(row)
+        echo(
+            f"{dataset} {impl:9s} on {device}: epoch {row['epoch_seconds_median'] * 1e3:.2f} ms, "
+            f"one read {row['bytes_per_epoch'] / row['device_bandwidth_gbs'] / 1e6:.2f} ms at "
+            f"{row['device_bandwidth_gbs']:.1f} GB/s -> {row['roofline_ratio']:.2f}x "
+            f"(target <= {targets[impl]})"
+        )
+    return rows
+
+
+def run_goals(
+    devices: Sequence[str], out: Path | None, echo: Callable[[str], None] = print, command: str = ""
+):
+    """Goals 1, 2 (CPU) and 4 (CUDA), each ratio measured side by side in one run."""
+    all_rows: list[dict[str, Any]] = []
+    for device in devices:
+        if device == "cpu":
+            roof = roofline("cpu", GOAL_DATASET, echo=echo)
+            small = small_data_overhead(echo=echo)
+        else:
+            roof = roofline(device, "synthetic:n=16666667,d=100", echo=echo)  # 10^7 training rows
+            small = []
+        all_rows += roof + small
+        if out is not None:
+            name = device
+            write_csv(roof + small, out / f"goals_{name}.csv")
+            md = [
+                f"# Speed goals on {device} ({environment_tags(device)['logreg.device_name']})\n",
+                "Roofline: full-batch epoch time / one read of X at the read bandwidth measured in "
+                "the same run (median of reductions just before and after the epochs). host_load_per_core: "
+                "the 1-minute load average / cores when the row finished (above 1, other processes "
+                f"competed for the cores). Made by `{command}`.\n",
+                records_table(
+                    roof,
+                    [
+                        "goal",
+                        "dataset",
+                        "impl",
+                        "epoch_seconds_median",
+                        "device_bandwidth_gbs",
+                        "roofline_ratio",
+                        "target",
+                        "met",
+                        "host_load_per_core",
+                        "torch_threads",
+                    ],
+                    {
+                        "epoch_seconds_median": lambda v: f"{v * 1e3:.2f} ms",
+                        "device_bandwidth_gbs": lambda v: f"{v:.1f} GB/s",
+                        "roofline_ratio": lambda v: f"{v:.2f}x",
+                        "host_load_per_core": lambda v: f"{v:.1f}",
+                    },
+                ),
+            ]
+            if small:
+                md += [
+                    "\nSmall-data overhead: blobs, full batch, momentum 0.9, against the tutorial "
+                    "loop (2->5->1 Linear + Sigmoid, BCELoss, SGD momentum), interleaved rounds.\n",
+                    records_table(
+                        small,
+                        ["impl", "dataset", "epoch_us_median", "tutorial_over_ours", "target"],
+                        {
+                            "epoch_us_median": lambda v: f"{v:.1f} us",
+                            "tutorial_over_ours": lambda v: f"{v:.1f}x",
+                        },
+                    ),
+                ]
+            (out / f"goals_{name}.md").write_text("\n".join(md))
+    return all_rows

@@ -1,0 +1,252 @@
+"""Throughput: samples per second and the memory roofline, per implementation x size x device.
+
+Each cell times `model.train_epoch` on synthetic data of n rows and d features:
+a few warm-up epochs, then `repeats` epochs, with `repeats` reductions over a
+large buffer on the same device just before and just after them (the read
+bandwidth, measured side by side with the epochs it is compared with). CUDA is synchronised before every clock
+read. Reported per cell: the median epoch time, samples per second, the
+effective bandwidth (bytes of X per epoch / epoch time) and its fraction of the
+measured device bandwidth, and `roofline_ratio` = epoch time / time of one read
+of X (1.0 is the limit; lower is impossible for a full-batch epoch).
+
+The speed goals (`--goals`) are in bench.goals, the time to target in bench.time_to_target.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from logreg.bench.bandwidth import default_buffer_bytes, time_read
+from logreg.bench.timing import make_model, synthetic_xy, time_epochs
+from logreg.config import DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, require_cuda, runs_on
+from logreg.timing import TORCH_THREADS
+from logreg.tracking import Tracker, environment_tags
+from logreg.validation import NONE, Interval, ListOf, Options, check_params
+
+EXPERIMENT = "throughput"
+CPU_SIZES = (10**3, 10**4, 10**5, 10**6)
+CUDA_SIZES = (10**3, 10**4, 10**5, 10**6, 10**7)
+DIMS = (10, 100)
+MINI_BATCH = 1024
+GOAL_DATASET = "synthetic:n=1000000,d=100"
+
+
+THROUGHPUT_CONSTRAINTS = {
+    "sizes": (ListOf(Interval(int, 10)), NONE),
+    "dims": ListOf(Interval(int, 1)),
+    "impls": ListOf(Options(IMPL_NAMES)),
+    "devices": ListOf(Options(("cpu", "cuda"))),
+    "dtype": Options(DTYPE_NAMES),
+    "batch_size": (Interval(int, 1), NONE),
+    "optimizer": Options(OPTIMIZER_NAMES),
+    "warmup": Interval(int, 0),
+    "repeats": Interval(int, 1),
+    "max_gib": Interval(float, 0, open_low=True),
+    "torch_threads": TORCH_THREADS,
+}
+
+
+@dataclass(frozen=True)
+class ThroughputConfig:
+    """What `logreg throughput` runs; validated on construction."""
+
+    sizes: tuple[int, ...] | None = None
+    """Rows n per cell; None: 10^3..10^6 on the CPU, 10^3..10^7 on CUDA."""
+    dims: tuple[int, ...] = DIMS
+    """Features d per cell."""
+    impls: tuple[str, ...] = ("numpy", "autograd", "module")
+    """Implementations; numpy runs on the CPU only (skipped on CUDA)."""
+    devices: tuple[str, ...] = ("cpu",)
+    """cpu and/or cuda."""
+    dtype: str = "float32"
+    """float32 or float64."""
+    batch_size: int | None = MINI_BATCH
+    """The mini-batch size timed beside full batch; None: full batch only."""
+    optimizer: str = "sgd"
+    """Update rule used in the timed epochs (plain SGD: the data pass dominates)."""
+    warmup: int = 2
+    """Untimed epochs before the timed ones."""
+    repeats: int = 5
+    """Timed epochs; the median is reported."""
+    seed: int = 0
+    """Seeds the synthetic data."""
+    max_gib: float = 8.0
+    """Cells whose X is larger than this are skipped (say so on stdout)."""
+    torch_threads: int = 0
+    """torch.set_num_threads first; 0 keeps torch's default (one per core)."""
+
+    def __post_init__(self) -> None:
+        check_params(THROUGHPUT_CONSTRAINTS, vars(self))
+        if "cuda" in self.devices:
+            require_cuda("Use --devices cpu.")
+
+    def sizes_for(self, device: str) -> tuple[int, ...]:
+        if self.sizes is not None:
+            return self.sizes
+        return CUDA_SIZES if device == "cuda" else CPU_SIZES
+
+
+# ------------------------------------------------------------------ one cell
+
+
+def run_cell(
+    impl: str,
+    device: str,
+    X,
+    y,
+    dtype: str,
+    batch_size: int | None,
+    warmup: int,
+    repeats: int,
+    optimizer: str = "sgd",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time one implementation on (X, y) and return the row of params and metrics."""
+    n, d = X.shape
+    model = make_model(impl, device, dtype, d, batch_size, optimizer, seed)
+    data = model.put(X, y)
+
+    def bandwidth() -> float:
+        seconds, nbytes = time_read(device)
+        return nbytes / seconds
+
+    # The read bandwidth is measured just before and just after the epochs (the
+    # median of both sets), not between them: torch's OpenMP threads keep spinning
+    # for milliseconds after a parallel reduction and would slow the next epoch.
+    reads = [bandwidth() for _ in range(repeats)]
+    epoch, _, times = time_epochs(model, data, n, batch_size, device, warmup, repeats, seed)
+    reads += [bandwidth() for _ in range(repeats)]
+    device_bw = statistics.median(reads)
+    x_bytes = n * d * np.dtype(dtype).itemsize
+    effective = x_bytes / epoch
+    mini = batch_size is not None and batch_size < n
+    return {
+        "impl": impl,
+        "device": device,
+        "n": n,
+        "d": d,
+        "dtype": dtype,
+        "batch_size": batch_size if mini else "full",
+        "optimizer": optimizer,
+        "warmup": warmup,
+        "repeats": repeats,
+        "epoch_seconds_median": epoch,
+        "epoch_seconds_min": min(times),
+        "samples_per_second": n / epoch,
+        "bytes_per_epoch": x_bytes,
+        "effective_bandwidth_gbs": effective / 1e9,
+        "device_bandwidth_gbs": device_bw / 1e9,
+        "bandwidth_fraction": effective / device_bw,
+        "roofline_ratio": device_bw / effective,
+        "bandwidth_buffer_bytes": default_buffer_bytes(device),
+        # Context for noisy shared machines: runnable processes per core, averaged over a minute.
+        "host_load_per_core": os.getloadavg()[0] / (os.cpu_count() or 1),
+        "torch_threads": _torch_threads(),
+    }
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+PARAM_KEYS = (
+    "impl",
+    "device",
+    "n",
+    "d",
+    "dtype",
+    "batch_size",
+    "optimizer",
+    "warmup",
+    "repeats",
+    "torch_threads",
+)
+METRIC_KEYS = (
+    "epoch_seconds_median",
+    "epoch_seconds_min",
+    "samples_per_second",
+    "bytes_per_epoch",
+    "effective_bandwidth_gbs",
+    "device_bandwidth_gbs",
+    "bandwidth_fraction",
+    "roofline_ratio",
+    "host_load_per_core",
+)
+
+
+def run_name(row: dict[str, Any]) -> str:
+    mode = "full" if row["batch_size"] == "full" else f"b{row['batch_size']}"
+    return f"synthetic-n{row['n']}-d{row['d']}__{row['impl']}__{row['device']}__{mode}"
+
+
+# ------------------------------------------------------------------ the grid
+
+
+def run_throughput(
+    cfg: ThroughputConfig,
+    tracking_uri: str | None = None,
+    track: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every cell of the grid; log each to MLflow (experiment 'throughput') unless track=False."""
+    tracker = exp_id = None
+    if track:
+        tracker = Tracker(tracking_uri)
+        exp_id = tracker.experiment_id(EXPERIMENT)
+    rows: list[dict[str, Any]] = []
+    status = "KILLED"
+    try:
+        for device in cfg.devices:
+            impls = [i for i in cfg.impls if runs_on(i, device)]
+            for d in cfg.dims:
+                for n in cfg.sizes_for(device):
+                    gib = n * d * np.dtype(cfg.dtype).itemsize / 2**30
+                    if gib > cfg.max_gib:
+                        echo(f"skip n={n} d={d} on {device}: X is {gib:.1f} GiB > --max-gib {cfg.max_gib}")
+                        continue
+                    X, y = synthetic_xy(n, d, cfg.seed, cfg.dtype)
+                    for impl in impls:
+                        for bs in (None, cfg.batch_size) if cfg.batch_size else (None,):
+                            if bs is not None and bs >= n:
+                                continue  # a mini-batch as large as the data is the full batch
+                            row = run_cell(
+                                impl,
+                                device,
+                                X,
+                                y,
+                                cfg.dtype,
+                                bs,
+                                cfg.warmup,
+                                cfg.repeats,
+                                cfg.optimizer,
+                                cfg.seed,
+                            )
+                            rows.append(row)
+                            echo(
+                                f"{run_name(row):45s} {row['samples_per_second']:10.3g} samples/s  "
+                                f"epoch {row['epoch_seconds_median'] * 1e3:9.3f} ms  "
+                                f"{row['bandwidth_fraction']:6.1%} of {row['device_bandwidth_gbs']:.0f} GB/s"
+                            )
+                            if tracker is not None:
+                                log_row(tracker, exp_id, row)
+                    del X, y
+        status = "FINISHED"
+    finally:
+        if tracker is not None:
+            tracker.close(status)
+    return rows
+
+
+def log_row(tracker, exp_id: str, row: dict[str, Any]) -> None:
+    tags = {**environment_tags(row["device"]), "logreg.run_kind": "throughput"}
+    handle = tracker.start_run(exp_id, run_name(row), tags)
+    tracker.log(handle, params={k: row[k] for k in PARAM_KEYS}, metrics={k: row[k] for k in METRIC_KEYS})
+    tracker.end_run(handle, "FINISHED")

@@ -1,0 +1,40 @@
+"""The command line: one module per command group; each parses, calls, prints.
+
+Bad input (LogregError) becomes one line on stderr and exit status 2; Ctrl-C exit status 130;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from logreg.cli import bench, report, server, sweep, train
+from logreg.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Parser
+from logreg.errors import LogregError
+
+COMMAND_GROUPS = (train, sweep, bench, report, server)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="logreg", description="Logistic regression benchmark suite.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in COMMAND_GROUPS:
+        group.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except LogregError as exc:
+        print(f"logreg: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("logreg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,158 @@
+"""`logreg sweep` and `logreg worker`: the same experiment flags; a sweep also spawns and summarises."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from logreg.cli.common import EXIT_INTERRUPTED, names
+from logreg.config import require_cuda
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    """The flags `sweep` and `worker` share: overrides of the file, stores, tracking, threads."""
+    p.add_argument(
+        "experiment", metavar="EXPERIMENT.toml", help="experiment file, e.g. experiments/default.toml"
+    )
+    p.add_argument("--n-trials", type=int, help="finished trials per cell (overrides the file)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (overrides the file)")
+    p.add_argument("--datasets", type=names, help="comma-separated, e.g. iris,digits")
+    p.add_argument("--impls", type=names, help="comma-separated subset of numpy,autograd,module")
+    p.add_argument("--optimizers", type=names, help="comma-separated subset of sgd,momentum,adam")
+    p.add_argument("--devices", type=names, help="comma-separated subset of cpu,cuda,auto")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: a journal file path (default optuna-journal.log) or an RDB URL "
+        "(sqlite:///optuna.db, postgresql://user@host/db)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    p.add_argument("--no-track", action="store_true", help="run without MLflow tracking")
+    p.add_argument("--no-plots", action="store_true", help="skip the per-study PNG artifacts")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per process (default 1: trials are small, and a busy second "
+        "core stalls torch's threads; 0 keeps torch's default)",
+    )
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="run (or resume) an experiment's Optuna studies, tracked in MLflow")
+    _add_common(p)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this machine sharing each study (default 1)",
+    )
+    p.add_argument(
+        "--results-dir",
+        default="results",
+        help="summary tables go to RESULTS_DIR/<experiment>/ (default results)",
+    )
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("worker", help="join an experiment's studies from this process or machine")
+    _add_common(p)
+    p.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_worker)
+
+
+def _experiment(args):
+    from logreg.tune import load_experiment
+
+    exp = load_experiment(args.experiment).override(
+        n_trials=args.n_trials,
+        epochs=args.epochs,
+        datasets=args.datasets,
+        impls=args.impls,
+        optimizers=args.optimizers,
+        devices=args.devices,
+    )
+    if "cuda" in exp.devices:
+        require_cuda("Use --devices cpu.")
+    return exp
+
+
+def _override_args(args) -> list[str]:
+    """The command-line overrides, handed on to spawned workers."""
+    out = []
+    for flag, value in (("--n-trials", args.n_trials), ("--epochs", args.epochs)):
+        if value is not None:
+            out += [flag, str(value)]
+    for flag, value in (
+        ("--datasets", args.datasets),
+        ("--impls", args.impls),
+        ("--optimizers", args.optimizers),
+        ("--devices", args.devices),
+    ):
+        if value:
+            out += [flag, ",".join(value)]
+    if args.no_plots:
+        out.append("--no-plots")
+    return out + ["--torch-threads", str(args.torch_threads)]
+
+
+def _options(args, **extra):
+    from logreg.tune import SweepOptions
+
+    return SweepOptions(
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        track=not args.no_track,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
+        torch_threads=args.torch_threads,
+        **extra,
+    )
+
+
+def cmd_sweep(args) -> int:
+    from logreg.tracking import mask_uri, resolve_tracking_uri
+    from logreg.tune import run_sweep, to_markdown
+
+    exp = _experiment(args)
+    opts = _options(
+        args, results_dir=Path(args.results_dir), workers=args.workers, worker_args=_override_args(args)
+    )
+    try:
+        summary = run_sweep(exp, opts)
+    except KeyboardInterrupt:
+        print(
+            "logreg: sweep interrupted: the running trials are marked failed and their MLflow runs "
+            "KILLED; completed trials are kept. Re-run the same command to resume.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(to_markdown(summary))
+    out = Path(args.results_dir) / exp.name
+    print(f"Summary written to {out / 'summary.csv'} and {out / 'summary.md'}.")
+    if not args.no_track:
+        uri = resolve_tracking_uri(args.tracking_uri)
+        where = f"MLflow experiment {exp.mlflow_experiment!r}, 'Model training' view"
+        if uri.startswith(("http://", "https://")):
+            print(f"Browse the runs: open {mask_uri(uri)} ({where}).")
+        else:
+            print(
+                f"Browse the runs: nox -s ui   (or: mlflow ui --backend-store-uri {mask_uri(uri)}; {where})"
+            )
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from logreg.tune import run_worker
+
+    exp = _experiment(args)
+    try:
+        run_worker(exp, _options(args, finalize=not args.no_finalize))
+    except KeyboardInterrupt:
+        print("logreg: worker interrupted; completed trials are kept.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

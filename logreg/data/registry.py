@@ -1,0 +1,191 @@
+"""The dataset registry: the tutorials' toys, scikit-learn's real datasets and a scalable generator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from logreg.errors import LogregError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One registry entry: how to make the raw (X, y) arrays and where they come from."""
+
+    name: str
+    source: str
+    make: Callable[..., tuple[np.ndarray, np.ndarray, dict]]
+    shape: str
+    n_classes: int
+    evaluate_on_train: bool = False
+    """Too small to split: train, validation and test are all the same points."""
+    probe: Probe | None = None
+    """A question the tutorial asks of the fitted model (hours: P(pass | 4 hours))."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """P(y = 1 | x) at one raw input x, reported as a metric of its own."""
+
+    metric: str
+    x: tuple[float, ...]
+    label: str
+
+
+def _hours(seed: int):
+    # The hours-studied toy of the tutorials: 1 and 2 hours fail, 3 hours pass.
+    X = np.array([[1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 1])
+    return X, y, {"feature_names": ("hours",)}
+
+
+def _blobs(seed: int):
+    rng = np.random.default_rng(seed)
+    n = 1000
+    mean_pos = 2.5 * np.ones(2) + 1.3
+    mean_neg = -2.5 * np.ones(2) + 1.3
+    X = np.vstack([rng.normal(mean_neg, 1.0, (n, 2)), rng.normal(mean_pos, 1.0, (n, 2))])
+    y = np.repeat([0, 1], n)
+    return X, y, {"feature_names": ("x0", "x1")}
+
+
+def _classification(seed: int):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=2000, n_features=10, n_informative=5, n_redundant=2, random_state=seed
+    )
+    return X, y, {}
+
+
+def _iris(seed: int):
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    keep = d.target > 0  # versicolor (1) vs virginica (2)
+    return (
+        d.data[keep],
+        (d.target[keep] == 2).astype(int),
+        {"feature_names": tuple(d.feature_names), "class_names": ("versicolor", "virginica")},
+    )
+
+
+def _breast_cancer(seed: int):
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    return d.data, d.target, {"feature_names": tuple(d.feature_names), "class_names": tuple(d.target_names)}
+
+
+def _digits(seed: int):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.data, d.target, {}
+
+
+SYNTHETIC_DEFAULTS = {"n": 10_000, "d": 20}
+SYNTHETIC_WEIGHT_NORM = 2.0
+
+
+def _synthetic(seed: int, n: int = SYNTHETIC_DEFAULTS["n"], d: int = SYNTHETIC_DEFAULTS["d"]):
+    # A well-specified logistic model: x ~ N(0, I), P(y=1 | x) = sigmoid(x . w*).
+    # The Bayes-optimal classifier is sign(x . w*) whatever n and d are, and its
+    # accuracy E[sigmoid(|x . w*|)] depends only on |w*| (about 0.80 for |w*| = 2),
+    # so accuracy stays meaningful at every size. float32 throughout: 1M x 100
+    # takes about a second, dominated by the normal draws.
+    rng = np.random.default_rng(seed)
+    try:
+        w_star = rng.standard_normal(d)
+        X = rng.standard_normal((n, d), dtype=np.float32)
+    except (MemoryError, ValueError):  # ValueError: beyond numpy's largest dimension
+        raise LogregError(
+            f"synthetic:n={n},d={d} needs {n * d * 4 / 1e9:.3g} GB for X alone, more than this "
+            "machine can allocate. Use a smaller n or d."
+        ) from None
+    w_star *= SYNTHETIC_WEIGHT_NORM / np.linalg.norm(w_star)
+    z = X @ w_star.astype(np.float32)
+    p = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+    y = (rng.random(n) < p).astype(np.int64)
+    return X, y, {"w_star": w_star, "bayes_p": p}
+
+
+REGISTRY: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in [
+        DatasetInfo(
+            "hours",
+            "tutorial toy: hours studied 1, 2, 3 -> fail, fail, pass",
+            _hours,
+            "3 x 1",
+            2,
+            evaluate_on_train=True,
+            probe=Probe("p_pass_at_4_hours", (4.0,), "P(pass | 4 hours)"),
+        ),
+        DatasetInfo("blobs", "two 2-D Gaussians, 1000 points each, std 1", _blobs, "2000 x 2", 2),
+        DatasetInfo(
+            "classification", "sklearn.datasets.make_classification", _classification, "2000 x 10", 2
+        ),
+        DatasetInfo("iris", "sklearn.datasets.load_iris, versicolor vs virginica", _iris, "100 x 4", 2),
+        DatasetInfo(
+            "breast_cancer", "sklearn.datasets.load_breast_cancer (Wisconsin)", _breast_cancer, "569 x 30", 2
+        ),
+        DatasetInfo("digits", "sklearn.datasets.load_digits (8x8 images)", _digits, "1797 x 64", 10),
+        DatasetInfo(
+            "synthetic",
+            "generator: x ~ N(0, I), y ~ Bernoulli(sigmoid(x . w*)); size as synthetic:n=N,d=D",
+            _synthetic,
+            f"n x d (default {SYNTHETIC_DEFAULTS['n']} x {SYNTHETIC_DEFAULTS['d']})",
+            2,
+        ),
+    ]
+}
+
+
+def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
+    """Split 'synthetic:n=1000,d=10' into ('synthetic', {'n': 1000, 'd': 10})."""
+    name, _, args = spec.partition(":")
+    if name not in REGISTRY:
+        raise LogregError(
+            f"Unknown dataset {name!r}. Available datasets: {', '.join(REGISTRY)} "
+            "(or --data FILE --target COLUMN for your own CSV/Parquet)."
+        )
+    kwargs: dict[str, int] = {}
+    if args:
+        if name != "synthetic":
+            raise LogregError(f"Dataset {name!r} takes no size parameters. Got {spec!r}; use {name!r}.")
+        for item in args.split(","):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if key not in SYNTHETIC_DEFAULTS or not eq:
+                raise LogregError(
+                    f"Bad synthetic parameter {item!r} in {spec!r}. Use synthetic:n=N,d=D "
+                    "with whole numbers, e.g. synthetic:n=1000000,d=100."
+                )
+            try:
+                number = int(float(value)) if "e" in value.lower() else int(value)
+            except ValueError:
+                number = None
+            if number is None or number < 1 or (key == "n" and number < 10):
+                raise LogregError(
+                    f"The synthetic parameter {key!r} must be a whole number >= "
+                    f"{10 if key == 'n' else 1}. Got {value!r} in {spec!r}."
+                )
+            kwargs[key] = number
+    return name, kwargs
+
+
+def check_dataset_name(spec: str) -> None:
+    """Raise LogregError for an unknown dataset name or bad size parameters."""
+    parse_dataset(spec)
+
+
+def describe_datasets() -> list[dict[str, Any]]:
+    """One row per registry entry, for `logreg datasets`."""
+    return [
+        {"name": d.name, "shape": d.shape, "n_classes": d.n_classes, "source": d.source}
+        for d in REGISTRY.values()
+    ]

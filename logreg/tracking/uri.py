@@ -1,0 +1,27 @@
+"""Tracking URIs: the default store, and passwords masked in anything printed."""
+
+from __future__ import annotations
+
+import os
+import re
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+# user:password@ inside the authority (up to the last '@' before any '/', '?' or '#',
+# so a raw '@' in the password is masked whole), and libpq's ?password=... parameter.
+_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/?#@]*):(?P<pw>[^/?#]*)@")
+_PASSWORD_PARAM = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_uri(uri: str | None) -> str | None:
+    """The URI (or any text holding URIs) with passwords replaced by '***'."""
+    if uri is None:
+        return None
+    uri = _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", uri)

@@ -1,0 +1,237 @@
+"""The MLflow side of one study: its parent run, one child run per trial, stale-run repair."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from logreg.config import TrainConfig
+from logreg.data import load_split
+from logreg.model import save_model
+from logreg.report import plots as figures
+from logreg.tracking import dataset_tags, environment_tags
+from logreg.train import train
+from logreg.tune import study as st
+from logreg.tune.experiment import Experiment
+
+# A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
+# process that died between the two writes (a live writer catches up within seconds).
+STALE_AFTER_S = 10.0
+TRIAL_STATUS = {
+    "COMPLETE": "FINISHED",
+    "PRUNED": "FINISHED",
+    "DIVERGED": "FAILED",
+    "FAIL": "FAILED",
+    "INTERRUPTED": "KILLED",
+}
+
+
+def run_name(cell, number: int) -> str:
+    dataset, impl, optimizer, device = cell
+    dev = "" if device == "cpu" else f"__{device}"
+    return f"{dataset}__{impl}__{optimizer}{dev}__trial-{number}"
+
+
+class CellTracking:
+    """MLflow side of one study: its parent run and one child run per trial."""
+
+    def __init__(self, tracker, experiment_id: str, exp: Experiment, cell):
+        self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, cell
+        self.study_name = exp.study_name(cell)
+        self.parent = None
+
+    def end_stale(self, study) -> int:
+        """End as KILLED the trial runs a dead process left RUNNING; return how many.
+
+        A RUNNING trial run is stale when its Optuna trial failed by heartbeat (its
+        process died: RDB storages), or finished more than STALE_AFTER_S ago. A run
+        whose trial another process is running, or has just finished, is left alone.
+        """
+        if self.tracker is None:
+            return 0
+        st.fail_stale_trials(study)  # RDB: a dead worker's trial fails now and is queued for a retry
+        now = time.time()
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+
+        def stale(number: int) -> bool:
+            t = trials.get(number)
+            if t is None:
+                return True
+            if t.state.name in ("RUNNING", "WAITING"):
+                return False
+            if t.state.name == "FAIL" and "fail_reason" not in t.user_attrs:
+                return True  # failed by Optuna's heartbeat check: the process died
+            return t.datetime_complete is None or now - t.datetime_complete.timestamp() > STALE_AFTER_S
+
+        runs = self.tracker.find_runs(
+            self.experiment_id,
+            {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
+            status="RUNNING",
+            flush=False,
+        )
+        runs = [r for r in runs if stale(int(r.data.tags.get("logreg.trial_number", -1)))]
+        # A trial that finished in Optuna but whose run was never ended (the tracking store went
+        # away) ends FINISHED with the result Optuna kept; the others died mid-trial.
+        done = {
+            r.info.run_id: trials[int(r.data.tags["logreg.trial_number"])]
+            for r in runs
+            if trials.get(int(r.data.tags["logreg.trial_number"])) is not None
+            and trials[int(r.data.tags["logreg.trial_number"])].state.name in ("COMPLETE", "PRUNED")
+        }
+        for state in ("COMPLETE", "PRUNED"):
+            ended = [r for r in runs if r.info.run_id in done and done[r.info.run_id].state.name == state]
+            self.tracker.end_stale_runs(
+                ended,
+                "FINISHED",
+                state=state,
+                reason="its run was ended later: the process stopped before writing its end",
+                metrics={r.info.run_id: done[r.info.run_id].user_attrs.get("result", {}) for r in ended},
+            )
+        return self.tracker.end_stale_runs(
+            [r for r in runs if r.info.run_id not in done],
+            "KILLED",
+            "its process died mid-trial",
+        ) + len(done)
+
+    def _parents(self) -> list:
+        found = self.tracker.find_runs(
+            self.experiment_id,
+            {"logreg.study": self.study_name, "logreg.run_kind": "study"},
+            flush=False,
+        )
+        # The oldest is the study's parent, whichever process asks (see open_parent).
+        return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+
+    def open_parent(self, study) -> None:
+        """Find the study's parent run (resume) or create it; end runs a dead process left RUNNING.
+
+        Two processes that open a new study at the same moment may both create a
+        parent: each then keeps the oldest and deletes its own if it is not that one.
+        (`sweep --workers` creates the parents before its workers start.)
+        """
+        if self.tracker is None:
+            return
+        self.end_stale(study)
+        found = self._parents()
+        if found:
+            self.parent = self.tracker.resume_run(found[0].info.run_id)
+            return
+        dataset, impl, optimizer, device = self.cell
+        tags = {
+            **environment_tags(device),
+            "logreg.study": self.study_name,
+            "logreg.run_kind": "study",
+            "logreg.experiment": self.exp.name,
+        }
+        self.parent = self.tracker.start_run(self.experiment_id, self.study_name, tags)
+        self.tracker.log(
+            self.parent,
+            params={
+                "dataset": dataset,
+                "impl": impl,
+                "optimizer": optimizer,
+                "device": device,
+                "n_trials": self.exp.n_trials,
+                "objective": self.exp.objective,
+                "epochs": self.exp.epochs,
+                "seed": self.exp.seed,
+                "sampler": self.exp.sampler["name"],
+                "pruner": self.exp.pruner["name"],
+            },
+        )
+        self.tracker.flush()
+        oldest = self._parents()[0].info.run_id
+        if oldest != self.parent.run_id:  # another process created the parent first: use it
+            self.tracker.discard_run(self.parent)
+            self.parent = self.tracker.resume_run(oldest)
+
+    # -- trial hooks (called by study.run_cell)
+    def start(self, trial, config: TrainConfig):
+        if self.tracker is None:
+            return None
+        split = load_split(config)
+        tags = {
+            **environment_tags(config.resolved_device),
+            **dataset_tags(split),
+            "logreg.study": self.study_name,
+            "logreg.run_kind": "trial",
+            "logreg.trial_number": str(trial.number),
+            "logreg.trial_state": "RUNNING",
+            "logreg.experiment": self.exp.name,
+        }
+        return self.tracker.start_run(
+            self.experiment_id, run_name(self.cell, trial.number), tags, parent=self.parent
+        )
+
+    def finish(self, handle, trial, state: str, result, history, error) -> None:
+        if handle is None:
+            return
+        params = dict(trial.user_attrs["config"])
+        tags: dict[str, Any] = {"logreg.trial_state": state}
+        if error:
+            tags["logreg.error"] = str(error)[:1000]
+        metrics: dict[str, float] = {}
+        if result is not None:
+            hist = result.history
+            metrics = {**result.metrics, **{k: v for k, v in result.timings.items()}}
+        else:
+            hist = {"epoch": [e for e, _ in history]}
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+                hist[key] = [m[key] for _, m in history]
+        steps = hist["epoch"]
+        series = {k: v for k, v in hist.items() if k != "epoch"}
+        self.tracker.log(handle, params=params, metrics=metrics, tags=tags, history=series, steps=steps)
+        self.tracker.end_run(handle, TRIAL_STATUS[state])
+
+    # -- the study's parent run
+    def finalize(self, study, plots: bool, workdir: Path) -> None:
+        if self.tracker is None or self.parent is None:
+            return
+        rows = st.study_frame(study)
+        counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
+        metrics = {f"n_{k.lower()}": float(v) for k, v in counts.items()}
+        tags: dict[str, Any] = {}
+        best = st.best_trial(study)
+        if best is not None:
+            metrics["best_value"] = best.value
+            for k, v in best.user_attrs.get("result", {}).items():
+                metrics[f"best_{k}"] = v
+            tags["best_trial_number"] = str(best.number)
+            tags["best_run_name"] = run_name(self.cell, best.number)
+            for k, v in best.params.items():
+                tags[f"best.{k}"] = str(v)
+        self.tracker.log(self.parent, metrics=metrics, tags=tags)
+        out = workdir / self.study_name.replace("/", "__")
+        out.mkdir(parents=True, exist_ok=True)
+        result = None
+        if best is not None:
+            # Deterministic: retraining the best config reproduces its run exactly.
+            result = train(TrainConfig(**best.user_attrs["config"]))
+            self.tracker.log_artifact(self.parent, save_model(result, out / "best_model.pt"), "model")
+        if plots:
+            title = self.study_name
+            files = [
+                figures.optimization_history(
+                    rows,
+                    self.exp.direction,
+                    f"{title}: {self.exp.objective}",
+                    out / "optimization_history.png",
+                ),
+                figures.param_importances(st.param_importances(study), title, out / "param_importances.png"),
+            ]
+            if result is not None:
+                files.append(
+                    figures.learning_curves(
+                        result.history, f"{title}, trial {best.number}", out / "best_learning_curves.png"
+                    )
+                )
+                if result.split.n_features == 2 and result.split.n_classes == 2:
+                    files.append(
+                        figures.decision_boundary(
+                            result, f"{title}, trial {best.number}", out / "best_decision_boundary.png"
+                        )
+                    )
+            for f in files:
+                self.tracker.log_artifact(self.parent, f, "plots")
+        self.tracker.end_run(self.parent, "FINISHED")

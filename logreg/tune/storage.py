@@ -1,0 +1,163 @@
+"""Optuna storages: a journal file on one machine, an RDB (with heartbeats) for many.
+
+Opening one creates its schema; `storage_errors` turns a lost database into one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from typing import Any
+
+from logreg.errors import LogregError, first_line
+from logreg.tracking import mask_uri
+from logreg.validation import check_env_seconds
+
+DEFAULT_STORAGE = "optuna-journal.log"  # in the working directory, git-ignored
+HEARTBEAT_INTERVAL = 10  # seconds (RDB storages only); env LOGREG_HEARTBEAT_INTERVAL overrides
+GRACE_PERIOD = 30  # a RUNNING trial with no heartbeat for this long is stale; env LOGREG_GRACE_PERIOD
+
+
+@contextlib.contextmanager
+def storage_errors(storage):
+    """Turn a lost Optuna database (server down, connection dropped) into one clear LogregError."""
+    try:
+        yield
+    except LogregError:
+        raise
+    except Exception as exc:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        # Optuna may replace the storage error while handling it (an AssertionError in its
+        # trial post-processing when the final state cannot be read back): look down the chain.
+        cause: BaseException | None = exc
+        for _ in range(6):
+            if cause is None or isinstance(cause, (SQLAlchemyError, StorageInternalError, OSError)):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if cause is None or not isinstance(cause, (SQLAlchemyError, StorageInternalError, OSError)):
+            raise
+        exc = cause
+        if isinstance(exc, StorageInternalError) and exc.__cause__ is not None:
+            exc = exc.__cause__  # Optuna's wrapper says only "an exception is raised during the commit"
+
+        backend = getattr(storage, "_backend", storage)  # create_study's cache wraps RDBStorage
+        url = getattr(getattr(backend, "engine", None), "url", None)
+        where = mask_uri(url.render_as_string(hide_password=False)) if url is not None else "storage"
+        first = first_line(exc)
+        raise LogregError(
+            f"Lost the Optuna storage {where}: {mask_uri(first)[:200]}. Completed trials are kept; "
+            "check that the database is reachable, then re-run to resume."
+        ) from None
+
+
+def import_optuna():
+    """optuna, imported quietly (this package is the only one that imports it)."""
+    import optuna
+
+    # Failed and interrupted trials are recorded (user attr fail_reason, MLflow tag
+    # logreg.error); Optuna's own warnings would print their tracebacks again.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def open_storage(url: str | None):
+    """An Optuna storage for `url`: a path means a journal file; a URL an RDB storage.
+
+    RDB storages (SQLite, PostgreSQL, MySQL) get heartbeats, so a trial whose
+    worker died is marked failed and retried. Opening one creates its schema:
+    do it once before any worker starts.
+    """
+    optuna = import_optuna()
+    url = url or DEFAULT_STORAGE
+    if url == ":memory:":  # nothing kept: for benchmarks and throwaway runs
+        return optuna.storages.InMemoryStorage()
+    if "://" not in url:
+        from optuna.storages.journal import JournalStorage
+
+        try:
+            return JournalStorage(_journal_backend(url))
+        except OSError as exc:
+            raise LogregError(
+                f"Cannot open the Optuna journal file {url!r}: {exc.strerror}. Check the --storage path."
+            ) from None
+    heartbeat = check_env_seconds(
+        "LOGREG_HEARTBEAT_INTERVAL", os.environ.get("LOGREG_HEARTBEAT_INTERVAL"), HEARTBEAT_INTERVAL
+    )
+    grace = check_env_seconds("LOGREG_GRACE_PERIOD", os.environ.get("LOGREG_GRACE_PERIOD"), GRACE_PERIOD)
+    _quiet_heartbeat_thread()
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=_engine_kwargs(url),
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        )
+    except Exception as exc:  # sqlalchemy errors: unreachable server, bad URL, missing driver
+        first = first_line(exc)
+        raise LogregError(
+            f"Cannot open the Optuna storage {mask_uri(url)}: {mask_uri(first)[:200]}. "
+            "Check --storage (is the database server running?)."
+        ) from None
+
+
+def _quiet_heartbeat_thread() -> None:
+    """A lost database kills Optuna's heartbeat thread with a traceback on stderr; keep it quiet.
+
+    The trial's own next write fails too, and storage_errors reports that as one line.
+    """
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "logreg_heartbeat", False):
+        return
+
+    def hook(args) -> None:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        lost = isinstance(args.exc_value, (SQLAlchemyError, StorageInternalError))
+        if lost and "_record_heartbeat" in (getattr(args.thread, "name", "") or ""):
+            return
+        previous(args)
+
+    hook.logreg_heartbeat = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
+def _journal_backend(path: str):
+    """Optuna's journal file, appended under its lock but without an fsync per append.
+
+    Optuna fsyncs every record (one per reported value, parameter and state
+    change): about 3 ms each on these machines, most of a trial's storage cost.
+    Without it a record survives the death of any process (it is in the OS page
+    cache) but not a power loss or OS crash, which a local experiment store can
+    afford; use an RDB storage URL for more.
+    """
+    import json
+    import os
+
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    class NoFsyncJournalFileBackend(JournalFileBackend):
+        def append_logs(self, logs):
+            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            with get_lock_file(self._lock), open(self._file_path, "ab") as f:  # noqa: SLF001
+                f.write(text.encode("utf-8"))
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return NoFsyncJournalFileBackend(path)
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Wait for a lock instead of failing at once when several processes write.
+        return {"connect_args": {"timeout": 60}}
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {}

@@ -1,0 +1,324 @@
+"""Optuna studies: one per cell, its sampler and pruner, its trials.
+
+One study per cell (dataset x impl x optimizer x device), named
+`<experiment>/<dataset>/<impl>/<optimizer>/<device>`. Each trial is one
+`train(config)`; its MLflow child run is written by the Tracker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from logreg.config import TrainConfig
+from logreg.errors import LogregError
+from logreg.tune.experiment import Experiment
+from logreg.tune.storage import import_optuna, storage_errors
+
+
+def _cell_seed(exp: Experiment, study_name: str) -> int:
+    # Stable across runs and processes (unlike hash()), different per cell.
+    return (exp.seed * 1_000_003 + zlib.crc32(study_name.encode())) % 2**31
+
+
+def make_sampler(exp: Experiment, study_name: str):
+    optuna = import_optuna()
+    seed = _cell_seed(exp, study_name)
+    if exp.sampler["name"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=exp.sampler.get("n_startup_trials", 5))
+
+
+def make_pruner(exp: Experiment):
+    optuna = import_optuna()
+    p = exp.pruner
+    if p["name"] == "none":
+        return optuna.pruners.NopPruner()
+    if p["name"] == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.get("min_resource", exp.eval_every),
+            max_resource=exp.epochs,
+            reduction_factor=p.get("reduction_factor", 3),
+        )
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=p.get("n_startup_trials", 4), n_warmup_steps=p.get("n_warmup_steps", 10)
+    )
+
+
+def open_study(exp: Experiment, cell, storage):
+    """Create the cell's study, or load it to resume (load_if_exists)."""
+    optuna = import_optuna()
+    name = exp.study_name(cell)
+    with storage_errors(storage):
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=exp.direction,
+            sampler=make_sampler(exp, name),
+            pruner=make_pruner(exp),
+            load_if_exists=True,
+        )
+
+
+def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
+    """The TrainConfig of a trial: the cell, the experiment's settings and the sampled values."""
+    dataset, impl, optimizer, device = cell
+    space = exp.search_space(optimizer)
+    kw: dict[str, Any] = {"lr": trial.suggest_float("lr", *space["lr"], log=True)}
+    if optimizer == "momentum":
+        kw["momentum"] = trial.suggest_float("momentum", *space.get("momentum", [0.9, 0.9]))
+        if "nesterov" in space:
+            kw["nesterov"] = trial.suggest_categorical("nesterov", space["nesterov"])
+    if optimizer == "adam" and ("beta1" in space or "beta2" in space):
+        kw["betas"] = (
+            trial.suggest_float("beta1", *space.get("beta1", [0.9, 0.9])),
+            trial.suggest_float("beta2", *space.get("beta2", [0.999, 0.999])),
+        )
+    if "weight_decay" in space:
+        kw["weight_decay"] = trial.suggest_float("weight_decay", *space["weight_decay"], log=True)
+    if "batch_size" in space:
+        choice = trial.suggest_categorical("batch_size", space["batch_size"])
+        kw["batch_size"] = None if choice == "full" else choice
+    kw["epochs"] = trial.suggest_int("epochs", *space["epochs"]) if "epochs" in space else exp.epochs
+    return TrainConfig(
+        dataset=dataset,
+        impl=impl,
+        optimizer=optimizer,
+        device=device,
+        dtype=exp.dtype,
+        seed=exp.seed,
+        eval_every=exp.eval_every,
+        **kw,
+    )
+
+
+def storage_of(study):
+    """The storage a study reads and writes (Optuna has no public accessor)."""
+    return study._storage  # noqa: SLF001
+
+
+def finished_states():
+    optuna = import_optuna()
+    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def count_finished(study) -> int:
+    """Trials that count towards n_trials: complete, pruned, or failed by divergence.
+
+    Trials that crashed or were interrupted do not count: a re-run retries them.
+    """
+    optuna = import_optuna()
+    n = 0
+    with storage_errors(storage_of(study)):
+        trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state in finished_states() or (
+            t.state == optuna.trial.TrialState.FAIL
+            and str(t.user_attrs.get("fail_reason", "")).startswith("diverged")
+        ):
+            n += 1
+    return n
+
+
+@dataclass
+class TrialOutcome:
+    """What one trial gave, for progress reporting."""
+
+    number: int
+    state: str
+    value: float | None
+
+
+class _Objective:
+    """One trial: suggest a config, train it, tell the hooks how it ended.
+
+    `told` keeps what the objective gave Optuna, should Ctrl-C cut Optuna's tell short.
+    """
+
+    def __init__(self, exp: Experiment, cell, hooks: dict[str, Callable]):
+        self.exp, self.cell, self.hooks = exp, cell, hooks
+        self.pruning = exp.pruner["name"] != "none"
+        self.told: dict[str, Any] = {}
+
+    def _on_eval(self, trial, history: list):
+        optuna = import_optuna()
+
+        def on_eval(epoch: int, metrics: dict[str, float]) -> None:
+            history.append((epoch, metrics))
+            if self.pruning:  # intermediate values serve the pruner; the curves are in MLflow anyway
+                trial.report(metrics[self.exp.objective], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        return on_eval
+
+    def __call__(self, trial) -> float:
+        optuna = import_optuna()
+        from logreg.train import train
+
+        finish, told = self.hooks["finish"], self.told
+        told.clear()
+        told["trial"] = trial
+        config = suggest_config(trial, self.exp, self.cell)
+        trial.set_user_attr("config", config.to_params())
+        handle = self.hooks["start"](trial, config)
+        history: list[tuple[int, dict]] = []
+        try:
+            result = train(config, on_eval=self._on_eval(trial, history))
+        except optuna.TrialPruned:
+            finish(handle, trial, "PRUNED", None, history, None)
+            told["state"] = optuna.trial.TrialState.PRUNED
+            raise
+        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", reason[:1000])
+            state = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "FAIL"
+            finish(handle, trial, state, None, history, reason)
+            raise
+        if result.diverged:
+            trial.set_user_attr("fail_reason", f"diverged: {result.message}")
+            finish(handle, trial, "DIVERGED", result, history, result.message)
+            told["state"] = optuna.trial.TrialState.FAIL
+            return float("nan")  # Optuna marks it FAIL; it never counts as best
+        summary = {**result.metrics, **result.timings}
+        trial.set_user_attr("result", {k: v for k, v in summary.items() if math.isfinite(v)})
+        finish(handle, trial, "COMPLETE", result, history, None)
+        told["value"] = result.metrics[self.exp.objective]
+        return told["value"]
+
+
+def _raised(trial) -> bool:
+    """A failed trial that raised (not one that diverged, which counts as finished)."""
+    return not str(trial.user_attrs.get("fail_reason", "")).startswith("diverged")
+
+
+def run_cell(
+    exp: Experiment,
+    cell,
+    study,
+    objective_hooks: dict[str, Callable],
+    *,
+    max_errors: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Run trials of one study until it has n_trials finished trials; return how many ran.
+
+    `objective_hooks` supplies: `start(trial, config)` -> handle,
+    `finish(handle, trial, state, result, history, error)` and `done(outcome)`.
+    A trial that raises ends FAILED (the error kept as `fail_reason`) and the cell goes on,
+    up to `max_errors` (default n_trials) errors in this call.
+    """
+    optuna = import_optuna()
+    fail = (optuna.trial.TrialState.FAIL,)
+    objective = _Objective(exp, cell, objective_hooks)
+    max_errors = exp.n_trials if max_errors is None else max_errors
+    ran = errors = 0
+
+    def callback(study, frozen):
+        objective_hooks["done"](TrialOutcome(frozen.number, frozen.state.name, frozen.value))
+
+    while not stop() and count_finished(study) < exp.n_trials:
+        with storage_errors(storage_of(study)):
+            before = len(study.get_trials(deepcopy=False, states=fail))
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[callback])
+            except BaseException as exc:
+                if not _interrupted(exc):
+                    raise
+                _finish_tell(study, objective.told)
+                raise KeyboardInterrupt from None
+            failed = study.get_trials(deepcopy=False, states=fail)
+        ran += 1
+        if len(failed) > before and _raised(failed[-1]):
+            errors += 1
+            if errors >= max_errors:
+                raise LogregError(
+                    f"Study {study.study_name}: {errors} trials raised errors (last: "
+                    f"{failed[-1].user_attrs.get('fail_reason', '?')}). Fix the cause and re-run to resume."
+                )
+    return ran
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Ctrl-C/SIGTERM, possibly replaced by an error Optuna raised while handling it."""
+    for _ in range(6):
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
+def _finish_tell(study, told: dict[str, Any]) -> None:
+    """Ctrl-C after the objective returned, inside Optuna's tell: record what the trial gave.
+
+    Otherwise the trial would stay RUNNING (journal storages have no heartbeat) while its MLflow
+    run already says how it ended.
+    """
+    optuna = import_optuna()
+    trial = told.get("trial")
+    if trial is None:
+        return
+    with contextlib.suppress(Exception):
+        if storage_of(study).get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:  # noqa: SLF001
+            return
+        if "value" in told:
+            study.tell(trial, told["value"])
+        else:
+            study.tell(trial, state=told.get("state", optuna.trial.TrialState.FAIL))
+
+
+def best_trial(study):
+    """The best complete trial, or None (diverged and pruned trials never count)."""
+    optuna = import_optuna()
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
+    return study.best_trial
+
+
+def study_frame(study) -> list[dict[str, Any]]:
+    """Plain rows (number, state, value, params, intermediate values) for plots and tables."""
+    return [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": dict(t.params),
+            "intermediate": dict(t.intermediate_values),
+            "user_attrs": dict(t.user_attrs),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
+
+
+def param_importances(study) -> dict[str, float]:
+    """Optuna's parameter importances ({} when too few complete trials to tell)."""
+    optuna = import_optuna()
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}
+
+
+def fail_stale_trials(study) -> list[int]:
+    """Mark trials of dead workers (no heartbeat) failed; return their numbers (RDB only)."""
+    optuna = import_optuna()
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    # create_study wraps an RDBStorage in a cache: ask for heartbeats, not for the class.
+    if not is_heartbeat_enabled(storage_of(study)):
+        return []
+    running = (optuna.trial.TrialState.RUNNING,)
+    with storage_errors(storage_of(study)):
+        before = {t.number for t in study.get_trials(deepcopy=False, states=running)}
+        optuna.storages.fail_stale_trials(study)
+        after = {t.number for t in study.get_trials(deepcopy=False, states=running)}
+    return sorted(before - after)

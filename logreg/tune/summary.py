@@ -1,0 +1,79 @@
+"""The sweep's summary: per cell the best trial, with scikit-learn's accuracy on the same split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from logreg.config import TrainConfig
+from logreg.data import load_split
+from logreg.report.tables import frame_table
+from logreg.tune import study as st
+from logreg.tune.experiment import Experiment
+
+
+def sklearn_reference(dataset: str, exp: Experiment) -> float:
+    """scikit-learn LogisticRegression (lbfgs, default C=1) test accuracy on the same split."""
+    from sklearn.linear_model import LogisticRegression
+
+    split = load_split(TrainConfig(dataset=dataset, seed=exp.seed, dtype=exp.dtype))
+    model = LogisticRegression(max_iter=5000).fit(split.X_train, split.y_train)
+    return float(model.score(split.X_test, split.y_test))
+
+
+def _hyperparams(params: dict[str, Any]) -> str:
+    out = []
+    for k, v in params.items():
+        out.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(out)
+
+
+def summarize(exp: Experiment, storage):
+    """Per cell: best trial's test accuracy, hyperparameters, fit time; sklearn beside it."""
+    import pandas as pd
+
+    refs: dict[str, float] = {}
+    rows = []
+    for cell in exp.cells():
+        dataset, impl, optimizer, device = cell
+        study = st.open_study(exp, cell, storage)
+        best = st.best_trial(study)
+        if dataset not in refs:
+            refs[dataset] = sklearn_reference(dataset, exp)
+        res = best.user_attrs.get("result", {}) if best else {}
+        rows.append(
+            {
+                "dataset": dataset,
+                "impl": impl,
+                "optimizer": optimizer,
+                "device": device,
+                "trials": st.count_finished(study),
+                f"best_{exp.objective}": best.value if best else float("nan"),
+                "test_accuracy": res.get("test_accuracy", float("nan")),
+                "sklearn_test_accuracy": refs[dataset],
+                "fit_seconds": res.get("fit_seconds", float("nan")),
+                "best_trial": best.number if best else -1,
+                "hyperparameters": _hyperparams(best.params) if best else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_summary(df, out_dir: Path) -> tuple[Path, Path]:
+    """summary.csv and summary.md, written whole to a temporary file then renamed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv, md = out_dir / "summary.csv", out_dir / "summary.md"
+    for path, text in ((csv, df.to_csv(index=False)), (md, to_markdown(df))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return csv, md
+
+
+def _number(v) -> str:
+    return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+
+def to_markdown(df) -> str:
+    """The summary as a GitHub table: floats to 4 decimals (small ones in e-notation)."""
+    return frame_table(df, {c: _number for c in df.columns if df[c].dtype.kind == "f"})

@@ -1,0 +1,139 @@
+"""The architecture stays as README draws it: import-linter contracts, no private names across
+modules, nothing heavy on import, and README's flag lists equal to the parsers'."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "logreg"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_import_contracts_hold(repo_root, monkeypatch):
+    # Layers (cli > tune | bench > report > tracking > core), mlflow only in tracking, optuna only
+    # in tune, config a leaf: [tool.importlinter] in pyproject.toml.
+    from importlinter.cli import lint_imports
+
+    monkeypatch.chdir(repo_root)
+    assert lint_imports(no_cache=True) == 0
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        yield ".".join(parts), path
+
+
+def _private_imports(module: str, tree: ast.AST) -> list[str]:
+    """`from logreg.x import _name` and `alias._name` on an imported logreg module, from another module."""
+    found, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("logreg"):
+            for a in node.names:
+                if a.name.startswith("_") and node.module != module:
+                    found.append(f"from {node.module} import {a.name}")
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("logreg"):
+                    aliases[a.asname or a.name.split(".")[0]] = a.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    bad = {}
+    for module, path in _modules():
+        found = _private_imports(module, ast.parse(path.read_text()))
+        if found:
+            bad[module] = found
+    assert bad == {}
+
+
+def test_the_private_name_check_can_fail():
+    tree = ast.parse(
+        "from logreg.tune.sweep import _open_tracker\nfrom logreg.tune import study as st\nst._x"
+    )
+    assert _private_imports("logreg.cli.sweep", tree) == [
+        "from logreg.tune.sweep import _open_tracker",
+        "st._x",
+    ]
+
+
+def test_nothing_heavy_runs_on_import_and_train_needs_no_tracker(tmp_path):
+    # Importing every module (the CLI included) starts nothing and imports neither mlflow nor
+    # optuna; a numpy training run does not need them either.
+    # torch comes in with the torch implementations' own modules, and only with them.
+    code = (
+        "import importlib, pkgutil, sys, logreg, logreg.cli\n"
+        "cli_torch = ['torch'] if 'torch' in sys.modules else []\n"
+        "for m in pkgutil.walk_packages(logreg.__path__, 'logreg.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "heavy = cli_torch + [m for m in ('mlflow', 'optuna', 'sklearn', 'matplotlib') if m in sys.modules]\n"
+        "from logreg import TrainConfig, train\n"
+        "train(TrainConfig(dataset='blobs', epochs=2))\n"
+        "trackers = [m for m in ('mlflow', 'optuna') if m in sys.modules]\n"
+        "print(heavy, trackers)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout.strip() == "[] []"
+
+
+def _readme_usage(command: str) -> set[str]:
+    """The --flags of the usage block README gives for `logreg COMMAND` (```-fenced, first line)."""
+    text = README.read_text()
+    blocks = re.findall(r"```\n(logreg " + command + r" .*?)```", text, flags=re.S)
+    assert blocks, f"README has no usage block for logreg {command}"
+    return set(re.findall(r"--[a-z][a-z0-9-]*", blocks[0]))
+
+
+def _parser_flags(command: str) -> set[str]:
+    from logreg.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001 - argparse
+    parser = sub.choices[command]
+    flags = set()
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of options
+        if action.help == "==SUPPRESS==":
+            continue
+        flags |= {f for f in action.option_strings if f.startswith("--") and f != "--help"}
+    return flags
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "worker", "throughput", "compare", "server"])
+def test_readme_usage_lists_exactly_the_parsers_flags(command):
+    assert _readme_usage(command) == _parser_flags(command)
+
+
+def test_train_flags_are_generated_from_every_config_field():
+    import dataclasses
+
+    from logreg import TrainConfig
+    from logreg.cli.train import field_docs
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    expected = {"--" + name.replace("_", "-") for name in fields}
+    expected |= {"--no-nesterov", "--no-standardize", "--save-model", "--json"}
+    assert _parser_flags("train") == expected
+    assert set(field_docs()) == fields  # every field has the docstring that becomes its help
+
+
+def test_worker_takes_the_sweep_flags_that_mean_something_to_it():
+    assert _parser_flags("sweep") - _parser_flags("worker") == {"--workers", "--results-dir"}
