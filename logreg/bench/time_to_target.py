@@ -22,6 +22,73 @@ TTT_SETTINGS = {
 }
 
 
+def _sklearn_rows(split, tolerance: float, echo: Callable[[str], None]) -> list[dict]:
+    """scikit-learn's LogisticRegression(lbfgs) (its test accuracy sets the target) and
+    SGDClassifier(log_loss), timed on the same rows. The lbfgs row comes first."""
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+    t0 = time.perf_counter()
+    lbfgs = LogisticRegression(solver="lbfgs", max_iter=1000).fit(split.X_train, split.y_train)
+    lbfgs_s = time.perf_counter() - t0
+    optimum = float(lbfgs.score(split.X_test, split.y_test))
+    target = optimum - tolerance
+    echo(f"lbfgs: test accuracy {optimum:.4f} in {lbfgs_s:.2f} s; target {target:.4f}")
+    t0 = time.perf_counter()
+    sgdc = SGDClassifier(loss="log_loss", random_state=0).fit(split.X_train, split.y_train)
+    sgdc_s = time.perf_counter() - t0
+    acc = float(sgdc.score(split.X_test, split.y_test))
+    echo(f"SGDClassifier: test accuracy {acc:.4f} in {sgdc_s:.2f} s")
+    common = {"impl": "scikit-learn"}
+    return [
+        {
+            **common,
+            "optimizer": "LogisticRegression(lbfgs)",
+            "lr": "",
+            "batch_size": "full",
+            "test_accuracy": optimum,
+            "seconds": lbfgs_s,
+            "reached": True,
+            "epochs_run": int(lbfgs.n_iter_[0]),
+        },
+        {
+            **common,
+            "optimizer": "SGDClassifier(log_loss)",
+            "lr": "optimal",
+            "batch_size": 1,
+            "test_accuracy": acc,
+            "seconds": sgdc_s,
+            "reached": acc >= target,
+            "epochs_run": int(sgdc.n_iter_),
+        },
+    ]
+
+
+def _our_row(split, dataset: str, impl: str, optimizer: str, s: dict, epochs: int, target: float) -> dict:
+    """One implementation x optimizer x setting, trained until the target or `epochs`."""
+    cfg = TrainConfig(
+        dataset=dataset,
+        impl=impl,
+        optimizer=optimizer,
+        lr=s["lr"],
+        batch_size=s["batch_size"],
+        epochs=epochs,
+        target_accuracy=target,
+    )
+    res = train(cfg, split)
+    ttt = res.timings["time_to_target_seconds"]
+    reached = bool(np.isfinite(ttt))
+    return {
+        "impl": impl,
+        "optimizer": optimizer,
+        "lr": s["lr"],
+        "batch_size": s["batch_size"] or "full",
+        "test_accuracy": res.metrics["test_accuracy"],
+        "seconds": ttt if reached else res.timings["fit_seconds"],
+        "reached": reached,
+        "epochs_run": res.timings["epochs_run"],
+    }
+
+
 def time_to_target(
     dataset: str = GOAL_DATASET,
     tolerance: float = 0.002,
@@ -31,79 +98,21 @@ def time_to_target(
 ):
     """Goal 3: training time until test accuracy >= (lbfgs optimum - tolerance), per impl x
     optimizer, against scikit-learn's LogisticRegression(lbfgs) and SGDClassifier on the same rows."""
-    from sklearn.linear_model import LogisticRegression, SGDClassifier
-
     split = load_split(TrainConfig(dataset=dataset))
-    rows = []
-    t0 = time.perf_counter()
-    lbfgs = LogisticRegression(solver="lbfgs", max_iter=1000).fit(split.X_train, split.y_train)
-    lbfgs_s = time.perf_counter() - t0
-    optimum = float(lbfgs.score(split.X_test, split.y_test))
-    target = optimum - tolerance
-    rows.append(
-        {
-            "impl": "scikit-learn",
-            "optimizer": "LogisticRegression(lbfgs)",
-            "lr": "",
-            "batch_size": "full",
-            "test_accuracy": optimum,
-            "seconds": lbfgs_s,
-            "reached": True,
-            "epochs_run": int(lbfgs.n_iter_[0]),
-        }
-    )
-    echo(f"lbfgs: test accuracy {optimum:.4f} in {lbfgs_s:.2f} s; target {target:.4f}")
-    t0 = time.perf_counter()
-    sgdc = SGDClassifier(loss="log_loss", random_state=0).fit(split.X_train, split.y_train)
-    sgdc_s = time.perf_counter() - t0
-    acc = float(sgdc.score(split.X_test, split.y_test))
-    rows.append(
-        {
-            "impl": "scikit-learn",
-            "optimizer": "SGDClassifier(log_loss)",
-            "lr": "optimal",
-            "batch_size": 1,
-            "test_accuracy": acc,
-            "seconds": sgdc_s,
-            "reached": acc >= target,
-            "epochs_run": int(sgdc.n_iter_),
-        }
-    )
-    echo(f"SGDClassifier: test accuracy {acc:.4f} in {sgdc_s:.2f} s")
+    rows = _sklearn_rows(split, tolerance, echo)
+    lbfgs_s, target = rows[0]["seconds"], rows[0]["test_accuracy"] - tolerance
     for impl in impls:
         for optimizer, settings in TTT_SETTINGS.items():
             for s in settings:
                 epochs = max_epochs if s["batch_size"] else 30
-                cfg = TrainConfig(
-                    dataset=dataset,
-                    impl=impl,
-                    optimizer=optimizer,
-                    lr=s["lr"],
-                    batch_size=s["batch_size"],
-                    epochs=epochs,
-                    target_accuracy=target,
-                )
-                res = train(cfg, split)
-                ttt = res.timings["time_to_target_seconds"]
-                reached = bool(np.isfinite(ttt))
-                rows.append(
-                    {
-                        "impl": impl,
-                        "optimizer": optimizer,
-                        "lr": s["lr"],
-                        "batch_size": s["batch_size"] or "full",
-                        "test_accuracy": res.metrics["test_accuracy"],
-                        "seconds": ttt if reached else res.timings["fit_seconds"],
-                        "reached": reached,
-                        "epochs_run": res.timings["epochs_run"],
-                    }
-                )
+                row = _our_row(split, dataset, impl, optimizer, s, epochs, target)
+                rows.append(row)
                 echo(
                     f"{impl:9s} {optimizer:9s} lr={s['lr']:<6} batch={s['batch_size'] or 'full':<5} "
                     + (
-                        f"target in {ttt:.3f} s ({ttt / lbfgs_s:.2f}x lbfgs)"
-                        if reached
-                        else f"missed target in {res.timings['fit_seconds']:.2f} s"
+                        f"target in {row['seconds']:.3f} s ({row['seconds'] / lbfgs_s:.2f}x lbfgs)"
+                        if row["reached"]
+                        else f"missed target in {row['seconds']:.2f} s"
                     )
                 )
     for r in rows:
