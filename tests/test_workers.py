@@ -482,3 +482,37 @@ def test_optuna_database_going_away_stops_the_sweep_and_rerun_resumes(tmp_path, 
         check_sweep(exp, direct, uri, workers=1, allow_missing=len(cut_off))
     finally:
         proxy.stop()
+
+
+# ------------------------------------------------------------------ workers that start together
+
+
+def _start_together(cmd: list[str], n: int, tmp_path: Path, env: dict[str, str]) -> list[subprocess.Popen]:
+    """n processes started within a few milliseconds of each other (no store exists yet)."""
+    t0 = time.monotonic()
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(n)
+    ]
+    assert time.monotonic() - t0 < 0.1, "the workers did not start within 100 ms"
+    return procs
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("mlflow_backend", ["postgresql", "sqlite"])
+def test_four_workers_started_together_on_fresh_databases(tmp_path, make_pg_database, mlflow_backend):  # noqa: F811
+    # Neither store exists: every worker races to create Optuna's tables and MLflow's.
+    exp = _write(tmp_path, FAST, "race", n_trials=4)
+    storage = sqlalchemy_url(make_pg_database())
+    uri = (
+        sqlalchemy_url(make_pg_database())
+        if mlflow_backend == "postgresql"
+        else f"sqlite:///{tmp_path}/fresh-mlflow.db"
+    )
+    cmd = _logreg("worker", exp, "--storage", storage, "--tracking-uri", uri, "--no-plots", "--no-progress")
+    procs = _start_together(cmd, 4, tmp_path, _env())
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    assert not any("Traceback" in e for e in errors), errors
+    check_sweep(exp, storage, uri, workers=4)

@@ -11,6 +11,7 @@ server       `mlflow server` on PostgreSQL for many workers
 from logreg.tracking.client import make_client, store_errors
 from logreg.tracking.environment import cpu_name, dataset_tags, environment_tags, git_commit
 from logreg.tracking.queries import experiment_names, search_runs, stale_running_runs
+from logreg.tracking.schema import schema_guard
 from logreg.tracking.uri import DEFAULT_TRACKING_URI, mask_uri, resolve_tracking_uri
 from logreg.tracking.writer import RunHandle, Tracker
 
@@ -28,5 +29,6 @@ __all__ = [
     "resolve_tracking_uri",
     "search_runs",
     "stale_running_runs",
+    "schema_guard",
     "store_errors",
 ]

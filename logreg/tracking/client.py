@@ -6,15 +6,25 @@ import contextlib
 import os
 
 from logreg.errors import LogregError, first_line
+from logreg.tracking.schema import schema_guard
 from logreg.tracking.uri import mask_uri, resolve_tracking_uri
 
 
-def check_reachable(client, uri: str) -> None:
-    """Fail fast with one clear line when the tracking store cannot be reached."""
+def _answering_client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)  # a database store creates its tables here
+    client.search_experiments(max_results=1)
+    return client
+
+
+def connect(uri: str):
+    """An MlflowClient whose store answered; fail fast with one clear line when it cannot be reached."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.search_experiments(max_results=1)
+        # Workers opening a fresh database store together race to create its schema: once.
+        return schema_guard(uri, lambda: _answering_client(uri))
     except MlflowException as exc:
         first = first_line(exc)
         raise LogregError(
@@ -60,8 +70,6 @@ def make_client(uri: str | None):
     """An MlflowClient for `uri` (resolved as resolve_tracking_uri), checked reachable."""
     import logging
 
-    from mlflow.tracking import MlflowClient
-
     # MLflow announces schema creation and migrations at INFO on stderr; keep the CLI quiet.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -75,9 +83,7 @@ def make_client(uri: str | None):
     # Short HTTP retries so an unreachable server fails in seconds, not minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    client = MlflowClient(tracking_uri=uri)
-    check_reachable(client, uri)
-    return client
+    return connect(uri)
 
 
 @contextlib.contextmanager

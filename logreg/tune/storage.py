@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 from logreg.errors import LogregError, first_line
-from logreg.tracking import mask_uri
+from logreg.tracking import mask_uri, schema_guard
 from logreg.validation import check_env_seconds
 
 DEFAULT_STORAGE = "optuna-journal.log"  # in the working directory, git-ignored
@@ -68,8 +68,8 @@ def open_storage(url: str | None):
     """An Optuna storage for `url`: a path means a journal file; a URL an RDB storage.
 
     RDB storages (SQLite, PostgreSQL, MySQL) get heartbeats, so a trial whose
-    worker died is marked failed and retried. Opening one creates its schema:
-    do it once before any worker starts.
+    worker died is marked failed and retried. Opening one creates its schema, once, however
+    many workers open a fresh database together (tracking.schema.schema_guard).
     """
     optuna = import_optuna()
     url = url or DEFAULT_STORAGE
@@ -90,12 +90,16 @@ def open_storage(url: str | None):
     grace = check_env_seconds("LOGREG_GRACE_PERIOD", os.environ.get("LOGREG_GRACE_PERIOD"), GRACE_PERIOD)
     _quiet_heartbeat_thread()
     try:
-        return optuna.storages.RDBStorage(
+        # Workers opening a fresh database together race to create its tables: serialise that.
+        return schema_guard(
             url,
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=heartbeat,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            lambda: optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=heartbeat,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            ),
         )
     except Exception as exc:  # sqlalchemy errors: unreachable server, bad URL, missing driver
         first = first_line(exc)
