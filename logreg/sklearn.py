@@ -72,7 +72,8 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
 
     def _config(self) -> TrainConfig:
         """The estimator's parameters as a validated TrainConfig (raises LogregError)."""
-        params = self.get_params()
+        # NumPy scalars (a grid from np.arange, say) as the Python numbers TrainConfig checks for.
+        params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
         # One evaluation, after the last epoch: the parts are all the same rows and nothing reads
         # a history here, so evaluating every epoch would only double the cost of fit.
         epochs = params["epochs"]

@@ -171,6 +171,13 @@ def test_bad_parameters_raise_at_fit_not_at_init(params, message):
         est.fit(X, y)
 
 
+def test_numpy_scalar_parameters_are_taken_as_python_numbers():
+    # e.g. a GridSearchCV grid written with np.arange / np.logspace
+    X, y = make_blobs(40, 2, centers=2, random_state=0)
+    est = LogregClassifier(epochs=np.int64(5), lr=np.float32(0.1), standardize=np.bool_(True)).fit(X, y)
+    assert est.n_iter_ == 5
+
+
 def test_bad_data_raises():
     X, y = make_blobs(20, 2, centers=2, random_state=0)
     with pytest.raises(LogregError, match=r"needs samples of at least 2 classes .* only one class: 1\."):
