@@ -78,12 +78,14 @@ def test_the_private_name_check_can_fail():
 def test_nothing_heavy_runs_on_import_and_train_needs_no_tracker(tmp_path):
     # Importing every module (the CLI included) starts nothing and imports neither mlflow nor
     # optuna; a numpy training run does not need them either.
-    # torch comes in with the torch implementations' own modules, and only with them.
+    # torch comes in with the torch implementations' own modules, and only with them; sklearn
+    # with logreg.sklearn (its estimators subclass scikit-learn's bases), tested below.
     code = (
         "import importlib, pkgutil, sys, logreg, logreg.cli\n"
         "cli_torch = ['torch'] if 'torch' in sys.modules else []\n"
         "for m in pkgutil.walk_packages(logreg.__path__, 'logreg.'):\n"
-        "    importlib.import_module(m.name)\n"
+        "    if m.name != 'logreg.sklearn':\n"
+        "        importlib.import_module(m.name)\n"
         "heavy = cli_torch + [m for m in ('mlflow', 'optuna', 'sklearn', 'matplotlib') if m in sys.modules]\n"
         "from logreg import TrainConfig, train\n"
         "train(TrainConfig(dataset='blobs', epochs=2))\n"
@@ -94,6 +96,17 @@ def test_nothing_heavy_runs_on_import_and_train_needs_no_tracker(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert out.stdout.strip() == "[] []"
+
+
+def test_the_sklearn_module_imports_sklearn_but_neither_torch_nor_a_tracker(tmp_path):
+    code = (
+        "import sys, logreg.sklearn\n"
+        "print([m for m in ('sklearn', 'torch', 'mlflow', 'optuna', 'matplotlib') if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout.strip() == "['sklearn']"
 
 
 def _readme_usage(command: str) -> set[str]:
