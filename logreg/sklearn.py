@@ -26,16 +26,21 @@ from logreg.errors import LogregError
 from logreg.train import train
 
 
+HISTORY_POINTS = 20
+
+
 class LogregClassifier(ClassifierMixin, BaseEstimator):
     """Logistic regression (binary: sigmoid; K classes: softmax) trained by `logreg.train`.
 
-    Parameters are TrainConfig's fields of the same names (see its docstrings); `lr` and
-    `momentum` left as None take the optimizer's defaults. Features are standardised with the
-    statistics of the rows passed to `fit` (`standardize=True`); `coef_` and `intercept_` are
-    nevertheless expressed for the raw features.
+    Parameters are TrainConfig's fields of the same names (see its docstrings), except
+    `random_state` (TrainConfig's `seed`); `lr` and `momentum` left as None take the optimizer's
+    defaults. The estimator trains on exactly the rows given; features are standardised only when
+    `standardize=True` is asked for (with the statistics of those rows), and `coef_` and
+    `intercept_` are then still expressed for the raw features.
 
     Attributes: classes_, coef_, intercept_, n_features_in_, feature_names_in_ (DataFrames with
-    string column names), n_iter_ (epochs run).
+    string column names), n_iter_ (epochs run), history_ (train loss and accuracy at about
+    HISTORY_POINTS evaluation points: epoch, train_loss, train_accuracy, val_loss, val_accuracy).
     """
 
     def __init__(
@@ -50,10 +55,10 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 0.0,
         epochs: int = 100,
         batch_size: int | None = None,
-        standardize: bool = True,
+        standardize: bool = False,
         dtype: str = "float32",
         device: str = "cpu",
-        seed: int = 0,
+        random_state: int = 0,
     ) -> None:
         self.impl = impl
         self.optimizer = optimizer
@@ -68,16 +73,18 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
         self.standardize = standardize
         self.dtype = dtype
         self.device = device
-        self.seed = seed
+        self.random_state = random_state
 
     def _config(self) -> TrainConfig:
         """The estimator's parameters as a validated TrainConfig (raises LogregError)."""
         # NumPy scalars (a grid from np.arange, say) as the Python numbers TrainConfig checks for.
         params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
-        # One evaluation, after the last epoch: the parts are all the same rows and nothing reads
-        # a history here, so evaluating every epoch would only double the cost of fit.
+        params["seed"] = params.pop("random_state")  # scikit-learn's name for TrainConfig's seed
+        # history_ keeps about HISTORY_POINTS evaluation points: every epoch would double the
+        # cost of fit (all parts are the same rows).
         epochs = params["epochs"]
-        eval_every = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1
+        valid = isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0
+        eval_every = max(1, epochs // HISTORY_POINTS) if valid else 1
         return TrainConfig(**params, eval_every=eval_every)
 
     def fit(self, X, y) -> LogregClassifier:
@@ -111,6 +118,7 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
         self.coef_ = np.ascontiguousarray(W_raw.T)
         self.intercept_ = b - split.mean @ W_raw
         self.n_iter_ = int(result.timings["epochs_run"])
+        self.history_ = {k: list(v) for k, v in result.history.items()}
         return self
 
     def decision_function(self, X) -> np.ndarray:

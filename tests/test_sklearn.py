@@ -85,7 +85,7 @@ def test_optuna_search_cv_tunes_lr(breast_cancer):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")  # its terminator
         search = OptunaSearchCV(
-            LogregClassifier(epochs=50),
+            LogregClassifier(epochs=50, standardize=True),
             {"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)},
             cv=CV,
             n_trials=6,
@@ -139,9 +139,9 @@ def test_coef_is_what_train_learns(impl, standardize, centers):
     # and intercept_ give the fitted model's logits.
     X, y = make_blobs(80, 5, centers=centers, cluster_std=3.0, random_state=2)
     X = X * [1, 10, 100, 0.1, 1] + [0, -5, 50, 2, 0]  # scales and offsets standardisation must undo
-    params = dict(impl=impl, optimizer="momentum", batch_size=16, epochs=20, dtype="float64", seed=3)
-    est = LogregClassifier(**params, lr=0.05, standardize=standardize).fit(X, y)
-    config = TrainConfig(**params, lr=0.05, standardize=standardize)
+    params = dict(impl=impl, optimizer="momentum", batch_size=16, epochs=20, dtype="float64")
+    est = LogregClassifier(**params, lr=0.05, standardize=standardize, random_state=3).fit(X, y)
+    config = TrainConfig(**params, lr=0.05, standardize=standardize, seed=3)
     split = make_split(X, y, standardize=standardize, dtype="float64", evaluate_on_train=True)
     result = train(config, split)
     W, b = result.weights
@@ -152,6 +152,8 @@ def test_coef_is_what_train_learns(impl, standardize, centers):
     np.testing.assert_allclose(Z, result.model.decision_function(X), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(est.predict_proba(X), result.predict_proba(X), rtol=1e-9, atol=1e-12)
     assert est.n_iter_ == 20
+    assert est.history_["epoch"][-1] == 20 and len(est.history_["train_loss"]) == 20
+    assert est.history_["train_loss"][-1] == pytest.approx(result.metrics["train_loss"], rel=1e-9)
 
 
 @pytest.mark.parametrize(
