@@ -25,7 +25,6 @@ from logreg.data import make_split
 from logreg.errors import LogregError
 from logreg.train import train
 
-
 HISTORY_POINTS = 20
 
 

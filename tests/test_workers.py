@@ -491,7 +491,9 @@ def _start_together(cmd: list[str], n: int, tmp_path: Path, env: dict[str, str])
     """n processes started within a few milliseconds of each other (no store exists yet)."""
     t0 = time.monotonic()
     procs = [
-        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
         for _ in range(n)
     ]
     assert time.monotonic() - t0 < 0.1, "the workers did not start within 100 ms"
