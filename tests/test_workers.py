@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -273,7 +274,11 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
 
 @pytest.mark.slow
 def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_path):
-    exp = _write(tmp_path, SLOW, "term", n_trials=6)
+    # The signal must land mid-sweep by construction, however busy the machine: the sweep asks for
+    # far more trials (of about a second each) than could finish between the moment the test sees
+    # one complete and one in flight and the moment the signal is sent. The resume then asks for
+    # a few more than were completed (the file is rewritten), so it stays short.
+    exp = _write(tmp_path, SLOW, "term", n_trials=200)
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     journal = str(tmp_path / "optuna-journal.log")
@@ -305,12 +310,13 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err, err
     states = [t.state.name for t in _trials(journal, study_name)]
-    assert "RUNNING" not in states and "FAIL" in states and states.count("COMPLETE") < 6, (states, err)
+    assert "RUNNING" not in states and "FAIL" in states and states.count("COMPLETE") < 200, (states, err)
     runs = _runs(uri, "sweep/term")
     assert "RUNNING" not in set(runs["status"])
     assert (runs["status"] == "KILLED").sum() >= 1
     interrupted = runs[runs["tags.logreg.trial_state"] == "INTERRUPTED"]
     assert len(interrupted) >= 1 and (interrupted["status"] == "KILLED").all()
+    exp = _write(tmp_path, SLOW, "term", n_trials=states.count("COMPLETE") + 2)
     r = _sweep(tmp_path, exp, "--tracking-uri", uri)  # resumes in one process
     assert r.returncode == 0, r.stderr
     # A trial interrupted before its run was created (choosing its parameters, loading its
@@ -518,3 +524,238 @@ def test_four_workers_started_together_on_fresh_databases(tmp_path, make_pg_data
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
     assert not any("Traceback" in e for e in errors), errors
     check_sweep(exp, storage, uri, workers=4)
+
+
+# ------------------------------------------------------------------ many workers at once
+
+
+def _worker_children(pid: int) -> list[int]:
+    """The `logreg worker` processes `pid` started (Linux /proc; not its MLflow writer)."""
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
+            if int(fields.get("PPid", "0").strip()) == pid and b"worker" in cmdline:
+                out.append(int(status.parent.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("kill_one", [False, True], ids=["all-live", "one-sigkilled"])
+def test_eight_workers_on_one_postgresql_study(tmp_path, make_pg_database, kill_one):  # noqa: F811
+    # 200 trials of one study shared by 8 worker processes (mostly waiting, on 2 cores), both stores
+    # on PostgreSQL. With one worker SIGKILLed mid-trial, heartbeats fail its trial, a live worker
+    # retries it, and the count is still exact.
+    template = SLOW.replace("epochs = 600", "epochs = 300") if kill_one else FAST.replace('optimizers = ["sgd", "adam"]', 'optimizers = ["adam"]')
+    exp = _write(tmp_path, template, "eight", n_trials=24 if kill_one else 200)
+    storage = sqlalchemy_url(make_pg_database())
+    uri = sqlalchemy_url(make_pg_database())
+    # A grace period long enough that 8 workers starved on 2 cores keep their heartbeats.
+    env = _env(LOGREG_HEARTBEAT_INTERVAL="2", LOGREG_GRACE_PERIOD="15")
+    cmd = _logreg(
+        "sweep", exp, "--workers", "8", "--storage", storage, "--tracking-uri", uri,
+        "--no-progress", "--no-plots", "--results-dir", tmp_path / "results",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    killed = None
+    if kill_one:
+        study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+        # Every worker in a trial at once: whichever is killed, it dies mid-trial.
+        _wait_for(
+            lambda: sum(t.state.name == "RUNNING" for t in _trials(storage, study_name)) >= 8,
+            240,
+            "all eight workers in a trial",
+            proc,
+        )
+        victim = _worker_children(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+    out, err = proc.communicate(timeout=600)
+    if kill_one:
+        # The sweep reports the dead worker (exit 2) after the live ones finished every cell;
+        # the re-run (past the grace period) ends what the dead worker left RUNNING.
+        assert proc.returncode == 2 and "1 of 8 workers failed" in err, err
+        time.sleep(max(0.0, killed + 15 + 2 - time.monotonic()))
+        r = _sweep(tmp_path, exp, "--storage", storage, "--tracking-uri", uri, env=env)
+        assert r.returncode == 0, r.stderr
+        assert killed is not None
+    else:
+        assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    studies = check_sweep(exp, storage, uri, workers=8)
+    if kill_one:
+        (study,) = studies.values()
+        failed = [t for t in study.trials if t.state.name == "FAIL"]
+        assert failed, "the killed worker's trial was not failed by the heartbeat check"
+
+
+# ------------------------------------------------------------------ Optuna's gRPC storage proxy
+
+
+def _start_proxy(storage: str, port: int, tmp_path: Path) -> subprocess.Popen:
+    """`logreg storage-proxy` in its own process group, once it answers."""
+    proc = subprocess.Popen(
+        _logreg("storage-proxy", "--storage", storage, "--port", str(port)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    line = proc.stdout.readline()  # the banner's first line comes once the storage is open
+    assert line.startswith("Optuna storage proxy for"), (line, proc.stderr.read() if proc.poll() else "")
+    optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port).wait_server_ready(timeout=30)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_through_the_grpc_proxy_exact_counts(tmp_path, make_pg_database):  # noqa: F811
+    exp = _write(tmp_path, FAST, "proxied", n_trials=6)
+    storage = sqlalchemy_url(make_pg_database())
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    port = free_port()
+    proxy = _start_proxy(storage, port, tmp_path)
+    try:
+        r = _sweep(
+            tmp_path, exp, "--workers", "3", "--storage", f"grpc://127.0.0.1:{port}", "--tracking-uri", uri
+        )
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        _stop(proxy)
+    check_sweep(exp, storage, uri, workers=3)  # read straight from PostgreSQL
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@slow_faults
+def test_proxy_killed_mid_sweep_one_line_per_worker_then_resume(tmp_path, make_pg_database):  # noqa: F811
+    exp = _write(tmp_path, SLOW, "proxykill", n_trials=6)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    storage = sqlalchemy_url(make_pg_database())
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    port = free_port()
+    grpc_url = f"grpc://127.0.0.1:{port}"
+    _create_stores(storage, uri)
+    proxy = _start_proxy(storage, port, tmp_path)
+    cmd = _logreg("worker", exp, "--storage", grpc_url, "--tracking-uri", uri, "--no-plots", "--no-progress")
+    workers = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env()
+        )
+        for _ in range(2)
+    ]
+    try:
+        _wait_for(
+            lambda: any(t.state.name == "COMPLETE" for t in _trials(storage, study_name)),
+            180,
+            "a trial",
+            workers[0],
+        )
+    finally:
+        _stop(proxy)  # SIGKILL: the proxy is gone, mid-sweep
+    for w in workers:
+        _, err = w.communicate(timeout=120)
+        assert w.returncode == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"logreg: error: Lost the Optuna storage {grpc_url}") and "re-run" in err, err
+    completed = {t.number: t.value for t in _trials(storage, study_name) if t.state.name == "COMPLETE"}
+    # The trials the proxy's death cut off stay RUNNING in the database: the re-run fails them
+    # once they have been RUNNING longer than LOGREG_PROXY_STALE_AFTER, and runs new ones.
+    proxy = _start_proxy(storage, port, tmp_path)
+    try:
+        time.sleep(3)
+        env = _env(LOGREG_PROXY_STALE_AFTER="2")
+        r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+    finally:
+        _stop(proxy)
+    trials = {t.number: t for t in _trials(storage, study_name)}
+    for number, value in completed.items():  # nothing completed is lost
+        assert trials[number].value == value
+    assert sum(t.state.name == "COMPLETE" for t in trials.values()) >= 6
+    assert not [t for t in trials.values() if t.state.name == "RUNNING"]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_sigkilled_worker_behind_the_proxy_is_failed_after_the_grace(tmp_path, make_pg_database):  # noqa: F811
+    # Optuna's proxy client has no heartbeats: a killed worker's trial stays RUNNING until a worker
+    # sees it RUNNING for longer than LOGREG_PROXY_STALE_AFTER; then it fails, and its run ends KILLED.
+    exp = _write(tmp_path, SLOW, "proxysigkill", n_trials=3)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    storage = sqlalchemy_url(make_pg_database())
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    port = free_port()
+    _create_stores(storage, uri)
+    proxy = _start_proxy(storage, port, tmp_path)
+    env = _env(LOGREG_PROXY_STALE_AFTER="4")
+    cmd = _logreg("worker", exp, "--storage", f"grpc://127.0.0.1:{port}", "--tracking-uri", uri, "--no-plots")
+    try:
+        first = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
+
+        def mid_trial():
+            trials = _trials(storage, study_name)
+            done = any(t.state.name == "COMPLETE" for t in trials)
+            return trials[-1] if done and trials[-1].state.name == "RUNNING" else None
+
+        killed = _wait_for(mid_trial, 180, "a trial in flight", first)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        time.sleep(0.5)  # the trial's MLflow run reaches the store (its writer drains the queue)
+        second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert second.returncode == 0, second.stderr
+    finally:
+        _stop(proxy)
+    trials = {t.number: t for t in _trials(storage, study_name)}
+    assert trials[killed.number].state.name == "FAIL"
+    assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 3
+    runs = _runs(uri, "sweep/proxysigkill")
+    assert "RUNNING" not in set(runs["status"])
+    mine = runs[runs["tags.logreg.trial_number"] == str(killed.number)]
+    assert len(mine) <= 1 and (mine["status"] == "KILLED").all()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (
+            ["--storage", "grpc://127.0.0.1:1"],
+            r"Cannot reach the Optuna storage proxy grpc://127\.0\.0\.1:1 within",
+        ),
+        (
+            ["--storage", "grpc://127.0.0.1"],
+            r"The gRPC storage URL must be grpc://HOST:PORT.*Got 'grpc://127\.0\.0\.1'",
+        ),
+    ],
+    ids=["unreachable-proxy", "no-port"],
+)
+def test_bad_proxy_urls_one_line(tmp_path, argv, match):
+    exp = _write(tmp_path, FAST, "bad", n_trials=1)
+    r = subprocess.run(
+        _logreg("worker", exp, *argv, "--no-track"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(match, r.stderr), r.stderr
+
+
+def test_proxy_in_front_of_a_journal_file_is_refused(tmp_path):
+    r = subprocess.run(
+        _logreg("storage-proxy", "--storage", "optuna-journal.log", "--port", str(free_port())),
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env(),
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "Optuna's proxy refuses journal files" in r.stderr

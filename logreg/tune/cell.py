@@ -14,6 +14,7 @@ from logreg.tracking import dataset_tags, environment_tags
 from logreg.train import train
 from logreg.tune import study as st
 from logreg.tune.experiment import Experiment
+from logreg.tune.storage import storage_errors
 
 # A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
 # process that died between the two writes (a live writer catches up within seconds).
@@ -52,7 +53,8 @@ class CellTracking:
             return 0
         st.fail_stale_trials(study)  # RDB: a dead worker's trial fails now and is queued for a retry
         now = time.time()
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        with storage_errors(st.storage_of(study)):
+            trials = {t.number: t for t in study.get_trials(deepcopy=False)}
 
         def stale(number: int) -> bool:
             t = trials.get(number)

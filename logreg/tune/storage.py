@@ -28,29 +28,52 @@ def storage_errors(storage):
         raise
     except Exception as exc:
         from optuna.exceptions import StorageInternalError
-        from sqlalchemy.exc import SQLAlchemyError
 
+        lost = _lost_storage_errors()
         # Optuna may replace the storage error while handling it (an AssertionError in its
         # trial post-processing when the final state cannot be read back): look down the chain.
         cause: BaseException | None = exc
         for _ in range(6):
-            if cause is None or isinstance(cause, (SQLAlchemyError, StorageInternalError, OSError)):
+            if cause is None or isinstance(cause, lost):
                 break
             cause = cause.__cause__ or cause.__context__
-        if cause is None or not isinstance(cause, (SQLAlchemyError, StorageInternalError, OSError)):
+        if cause is None or not isinstance(cause, lost):
             raise
         exc = cause
         if isinstance(exc, StorageInternalError) and exc.__cause__ is not None:
             exc = exc.__cause__  # Optuna's wrapper says only "an exception is raised during the commit"
 
-        backend = getattr(storage, "_backend", storage)  # create_study's cache wraps RDBStorage
-        url = getattr(getattr(backend, "engine", None), "url", None)
-        where = mask_uri(url.render_as_string(hide_password=False)) if url is not None else "storage"
         first = first_line(exc)
+        if hasattr(exc, "code") and hasattr(exc, "details"):  # grpc.RpcError: its details say why
+            first = f"{exc.code().name}: {exc.details()}"
         raise LogregError(
-            f"Lost the Optuna storage {where}: {mask_uri(first)[:200]}. Completed trials are kept; "
-            "check that the database is reachable, then re-run to resume."
+            f"Lost the Optuna storage {_where(storage)}: {mask_uri(first)[:200]}. Completed trials are "
+            "kept; check that the database (or the storage proxy) is reachable, then re-run to resume."
         ) from None
+
+
+def _lost_storage_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean the storage went away (not a bug of ours)."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    errors: tuple[type[BaseException], ...] = (SQLAlchemyError, StorageInternalError, OSError)
+    try:
+        import grpc
+
+        errors += (grpc.RpcError,)
+    except ImportError:  # pragma: no cover - grpcio is a dependency
+        pass
+    return errors
+
+
+def _where(storage) -> str:
+    """The storage's URL for messages, password masked."""
+    if hasattr(storage, "logreg_url"):  # the gRPC proxy client (tune.proxy)
+        return storage.logreg_url
+    backend = getattr(storage, "_backend", storage)  # create_study's cache wraps RDBStorage
+    url = getattr(getattr(backend, "engine", None), "url", None)
+    return mask_uri(url.render_as_string(hide_password=False)) if url is not None else "storage"
 
 
 def import_optuna():
@@ -65,7 +88,8 @@ def import_optuna():
 
 
 def open_storage(url: str | None):
-    """An Optuna storage for `url`: a path means a journal file; a URL an RDB storage.
+    """An Optuna storage for `url`: a path means a journal file; grpc://HOST:PORT the gRPC proxy
+    (`logreg storage-proxy`); another URL an RDB storage.
 
     RDB storages (SQLite, PostgreSQL, MySQL) get heartbeats, so a trial whose
     worker died is marked failed and retried. Opening one creates its schema, once, however
@@ -75,6 +99,10 @@ def open_storage(url: str | None):
     url = url or DEFAULT_STORAGE
     if url == ":memory:":  # nothing kept: for benchmarks and throwaway runs
         return optuna.storages.InMemoryStorage()
+    if url.startswith("grpc:"):  # Optuna's gRPC proxy in front of an RDB (tune.proxy)
+        from logreg.tune.proxy import connect_proxy
+
+        return connect_proxy(url)
     if "://" not in url:
         from optuna.storages.journal import JournalStorage
 

@@ -17,6 +17,7 @@ from typing import Any
 from logreg.config import TrainConfig
 from logreg.errors import LogregError
 from logreg.tune.experiment import Experiment
+from logreg.tune.proxy import fail_long_running_trials, is_proxy
 from logreg.tune.storage import import_optuna, storage_errors
 
 
@@ -192,8 +193,15 @@ class _Objective:
 
 
 def _raised(trial) -> bool:
-    """A failed trial that raised (not one that diverged, which counts as finished)."""
-    return not str(trial.user_attrs.get("fail_reason", "")).startswith("diverged")
+    """A failed trial that raised (not one that diverged, which counts as finished, nor one
+    failed by a heartbeat check, which has no fail_reason)."""
+    reason = str(trial.user_attrs.get("fail_reason", ""))
+    return bool(reason) and not reason.startswith("diverged")
+
+
+def _failed_meanwhile(exc: BaseException) -> bool:
+    """Optuna's tell refused: the trial was failed by another worker's heartbeat check meanwhile."""
+    return isinstance(exc, ValueError) and "Cannot tell a FAIL trial" in str(exc)
 
 
 def run_cell(
@@ -221,12 +229,19 @@ def run_cell(
     def callback(study, frozen):
         objective_hooks["done"](TrialOutcome(frozen.number, frozen.state.name, frozen.value))
 
+    proxy = is_proxy(storage_of(study))
     while not stop() and count_finished(study) < exp.n_trials:
+        if proxy:  # no heartbeats through the proxy: fail what a dead worker left RUNNING
+            fail_stale_trials(study)
         with storage_errors(storage_of(study)):
             before = len(study.get_trials(deepcopy=False, states=fail))
             try:
                 study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[callback])
             except BaseException as exc:
+                if _failed_meanwhile(exc):
+                    # This process was starved past the heartbeat grace period, and another
+                    # worker failed its trial as stale (and queued a retry): Optuna keeps FAIL.
+                    continue
                 if not _interrupted(exc):
                     raise
                 _finish_tell(study, objective.told)
@@ -309,12 +324,21 @@ def param_importances(study) -> dict[str, float]:
 
 
 def fail_stale_trials(study) -> list[int]:
-    """Mark trials of dead workers (no heartbeat) failed; return their numbers (RDB only)."""
+    """Mark trials of dead workers failed; return their numbers.
+
+    RDB storages: trials without a heartbeat for the grace period (and Optuna retries them).
+    The gRPC proxy: trials RUNNING longer than LOGREG_PROXY_STALE_AFTER (tune.proxy). Journal
+    files: none (no way to tell a dead worker from a slow one).
+    """
     optuna = import_optuna()
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
+    storage = storage_of(study)
+    if is_proxy(storage):
+        with storage_errors(storage):
+            return fail_long_running_trials(study, storage)
     # create_study wraps an RDBStorage in a cache: ask for heartbeats, not for the class.
-    if not is_heartbeat_enabled(storage_of(study)):
+    if not is_heartbeat_enabled(storage):
         return []
     running = (optuna.trial.TrialState.RUNNING,)
     with storage_errors(storage_of(study)):
