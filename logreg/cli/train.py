@@ -94,9 +94,8 @@ def _print_result(result, config: TrainConfig) -> None:
     )
     for part in ("train", "val", "test"):
         if part + "_r2" in m:  # model linear: the loss is the MSE
-            print(
-                f"  {part:5s} mse {m[part + '_mse']:.4f}  rmse {m[part + '_rmse']:.4f}  r2 {m[part + '_r2']:.4f}"
-            )
+            mse, rmse, r2 = (m[f"{part}_{k}"] for k in ("mse", "rmse", "r2"))
+            print(f"  {part:5s} mse {mse:.4f}  rmse {rmse:.4f}  r2 {r2:.4f}")
             continue
         auc = f"  roc_auc {m[part + '_roc_auc']:.4f}" if part + "_roc_auc" in m else ""
         print(f"  {part:5s} loss {m[part + '_loss']:.4f}  accuracy {m[part + '_accuracy']:.4f}{auc}")

@@ -209,7 +209,8 @@ def check_task(spec: str, model: str) -> None:
     regression = ", ".join(d.name for d in REGISTRY.values() if d.task == "regression")
     raise LogregError(
         f"Dataset {info.name!r} is a classification dataset; model 'linear' needs a numeric target. "
-        f"Use a regression dataset ({regression}, or --data FILE --target NUMERIC_COLUMN) or --model logistic."
+        f"Use a regression dataset ({regression}, or --data FILE --target NUMERIC_COLUMN) "
+        "or --model logistic."
     )
 
 
