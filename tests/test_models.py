@@ -57,7 +57,11 @@ def _applied_gradients(config: TrainConfig, X, y, layers):
     """What one full-batch SGD step with lr = 1 subtracts from each parameter."""
     model = make_network(config, [(W.copy(), b.copy()) for W, b in layers], "cpu")
     model.train_epoch(model.put(X, y), None)
-    return [a0 - a1 for l0, l1 in zip(layers, model.get_layers(), strict=True) for a0, a1 in zip(l0, l1)]
+    return [
+        a0 - a1
+        for l0, l1 in zip(layers, model.get_layers(), strict=True)
+        for a0, a1 in zip(l0, l1, strict=True)
+    ]
 
 
 @pytest.mark.parametrize("impl", IMPL_NAMES)
@@ -69,7 +73,9 @@ def test_mlp_gradients_match_torch_autograd(activation, k, impl):
     config = TrainConfig(model="mlp", hidden=7, activation=activation, impl=impl, optimizer="sgd", lr=1.0)
     config = config.replace(dtype="float64")
     expected = _autograd_gradients(X, y, layers, activation, k)
-    for got, want, name in zip(_applied_gradients(config, X, y, layers), expected, ("W1", "b1", "W2", "b2")):
+    for got, want, name in zip(
+        _applied_gradients(config, X, y, layers), expected, ("W1", "b1", "W2", "b2"), strict=True
+    ):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=f"{impl} {activation} {name}")
     # Every layer learns something (a zero gradient would agree trivially with a dead layer).
     assert all(np.abs(g).max() > 1e-6 for g in expected)
