@@ -14,6 +14,9 @@ IMPL_NAMES = ("numpy", "autograd", "module")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 DTYPE_NAMES = ("float32", "float64")
+MODEL_NAMES = ("logistic", "mlp", "linear")
+ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "none")
+SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
 FLOAT32_MAX = 3.4028234663852886e38
 
 # Defaults that train every built-in dataset well in the default 100 full-batch
@@ -51,6 +54,13 @@ CONSTRAINTS = {
     "standardize": BOOL,
     "eval_every": Interval(int, 1),
     "target_accuracy": (Interval(float, 0, 1, open_low=True), NONE),
+    "model": Options(MODEL_NAMES),
+    "hidden": Interval(int, 1),
+    "activation": Options(ACTIVATION_NAMES),
+    "schedule": Options(SCHEDULE_NAMES),
+    "step_size": Interval(int, 1),
+    "gamma": Interval(float, 0, open_low=True),
+    "warmup_epochs": Interval(int, 0),
 }
 
 
@@ -126,6 +136,20 @@ class TrainConfig:
     """Evaluate (excluded from timings) every this many epochs, and after the last."""
     target_accuracy: float | None = None
     """Record the training time until test accuracy first reaches this value."""
+    model: str = "logistic"
+    """logistic (sigmoid / softmax), mlp (one hidden layer) or linear (least squares, loss = MSE)."""
+    hidden: int = 16
+    """Hidden units of the mlp model."""
+    activation: str = "relu"
+    """Hidden activation of the mlp model: relu, leaky_relu (slope 0.01), tanh or none."""
+    schedule: str = "constant"
+    """Learning-rate schedule per epoch: constant, step, exponential or cosine (T_max = epochs - warmup)."""
+    step_size: int = 30
+    """Epochs between two decays of the 'step' schedule."""
+    gamma: float = 0.1
+    """Decay factor of the 'step' (per step_size epochs) and 'exponential' (per epoch) schedules."""
+    warmup_epochs: int = 0
+    """Epochs of linear warm-up from lr / (warmup_epochs + 1) to lr before the schedule starts."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, os.PathLike):
@@ -136,6 +160,7 @@ class TrainConfig:
         self._fill_optimizer_defaults()
         check_params(CONSTRAINTS, vars(self))
         self._check_optimizer()
+        self._check_schedule()
         self._check_device()
 
     def _fill_optimizer_defaults(self) -> None:
@@ -145,8 +170,10 @@ class TrainConfig:
             object.__setattr__(self, "lr", defaults["lr"])
         if self.momentum is None:
             object.__setattr__(self, "momentum", defaults["momentum"])
-        if isinstance(self.lr, int) and not isinstance(self.lr, bool):
-            object.__setattr__(self, "lr", float(self.lr))
+        for name in ("lr", "gamma"):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         if not (isinstance(betas, tuple) and len(betas) == 2):
             raise LogregError(
@@ -174,6 +201,13 @@ class TrainConfig:
             raise LogregError(
                 f"The 'lr' parameter must be <= {lr_max:.4g} with dtype 'float32' and optimizer "
                 f"{self.optimizer!r}. Got {self.lr!r} instead; use a smaller lr or --dtype float64."
+            )
+
+    def _check_schedule(self) -> None:
+        if self.warmup_epochs >= self.epochs:
+            raise LogregError(
+                f"The 'warmup_epochs' parameter must be < epochs ({self.epochs}). Got "
+                f"{self.warmup_epochs!r} instead; use fewer warm-up epochs or more epochs."
             )
 
     def _check_device(self) -> None:

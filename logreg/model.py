@@ -1,10 +1,14 @@
 """The one fitted-model object: weights, standardisation, classes; predictions; files on disk.
 
+Models: logistic (one linear layer of logits), mlp (a hidden layer `hidden` = (W1, b1) and its
+activation before that layer) and linear (least squares: predict gives numbers, no classes).
+
 `train()` returns it in `Result.model`; `save_model` / `load_model` write and read it as a
 torch state dict, always loaded with `weights_only=True`. A file holds the `nn.Linear` state
 dict of the `module` implementation (`linear.weight` (k, d), `linear.bias` (k,)), the
 standardisation statistics and
-the class and feature names: tensors, strings and lists only, so loading never
+the class and feature names (and, for mlp, `hidden.weight`, `hidden.bias`, `activation`;
+`model` names the model): tensors, strings and lists only, so loading never
 unpickles arbitrary objects (`torch.load(..., weights_only=True)` refuses them).
 """
 
@@ -25,29 +29,47 @@ FORMAT = "logreg-state-dict-v1"
 
 @dataclass(frozen=True)
 class FittedModel:
-    """A fitted linear model: predicts from raw (unstandardised) feature rows."""
+    """A fitted model: predicts from raw (unstandardised) feature rows."""
 
-    W: np.ndarray  # (d, k)
+    W: np.ndarray  # (d, k), or (hidden, k) for mlp: the output layer
     b: np.ndarray  # (k,)
     mean: np.ndarray
     scale: np.ndarray
     class_names: tuple[str, ...]
     feature_names: tuple[str, ...]
+    model: str = "logistic"
+    """logistic, mlp or linear."""
+    hidden: tuple[np.ndarray, np.ndarray] | None = None
+    """mlp: (W1 (d, h), b1 (h,)) of the hidden layer."""
+    activation: str = "none"
+    """mlp: the hidden layer's activation."""
 
     @classmethod
-    def from_split(cls, W: np.ndarray, b: np.ndarray, split) -> FittedModel:
-        """Weights learnt on a Split, with its standardisation and names."""
-        return cls(W, b, split.mean, split.scale, split.class_names, split.feature_names)
+    def from_split(cls, W: np.ndarray, b: np.ndarray, split, hidden_layers=(), config=None) -> FittedModel:
+        """Weights learnt on a Split, with its standardisation and names (and the config's model)."""
+        extra = {}
+        if config is not None:
+            extra = {"model": config.model, "activation": config.activation if hidden_layers else "none"}
+        if hidden_layers:
+            extra["hidden"] = tuple(hidden_layers[0])
+        return cls(W, b, split.mean, split.scale, split.class_names, split.feature_names, **extra)
 
     def decision_function(self, X_raw) -> np.ndarray:
-        """(n, k) logits in float64: k = 1 for two classes, K otherwise."""
+        """(n, k) logits in float64: k = 1 for two classes, K otherwise (linear: predictions)."""
         X = (np.asarray(X_raw, dtype=np.float64) - self.mean) / self.scale
         if X.ndim != 2 or X.shape[1] != len(self.mean):
             raise LogregError(f"Expected rows of {len(self.mean)} features. Got shape {np.shape(X_raw)}.")
+        if self.hidden is not None:
+            from logreg.impls.mlp_numpy import activate
+
+            W1, b1 = self.hidden
+            X = activate(X @ W1.astype(np.float64) + b1.astype(np.float64), self.activation)
         return X @ self.W.astype(np.float64) + self.b.astype(np.float64)
 
     def predict_proba(self, X_raw) -> np.ndarray:
         """(n, K) class probabilities."""
+        if self.model == "linear":
+            raise LogregError("A linear (regression) model has no class probabilities. Use predict().")
         Z = self.decision_function(X_raw)
         if self.W.shape[1] == 1:
             p = 0.5 * (1 + np.tanh(0.5 * Z[:, 0]))
@@ -57,7 +79,9 @@ class FittedModel:
         return E / E.sum(axis=1, keepdims=True)
 
     def predict(self, X_raw) -> np.ndarray:
-        """The predicted class names."""
+        """The predicted class names (linear: the predicted numbers)."""
+        if self.model == "linear":
+            return self.decision_function(X_raw)[:, 0]
         return np.asarray(self.class_names)[self.predict_proba(X_raw).argmax(axis=1)]
 
     def to_module(self):
@@ -66,6 +90,16 @@ class FittedModel:
 
         from logreg.impls.module_impl import LogisticRegression
 
+        if self.hidden is not None:
+            from logreg.impls.mlp_module import mlp_network
+
+            W1, b1 = self.hidden
+            net = mlp_network(W1.shape[0], W1.shape[1], self.W.shape[1], self.activation).double()
+            state = {"0.weight": W1.T, "0.bias": b1, "2.weight": self.W.T, "2.bias": self.b}
+            net.load_state_dict(
+                {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in state.items()}
+            )
+            return net
         net = LogisticRegression(*self.W.shape).double()
         net.load_state_dict(
             {
@@ -79,7 +113,16 @@ class FittedModel:
         """The file content: tensors, strings and lists only."""
         import torch
 
+        extra = {}
+        if self.hidden is not None:
+            extra = {
+                "hidden.weight": torch.from_numpy(np.ascontiguousarray(self.hidden[0].T, dtype=np.float64)),
+                "hidden.bias": torch.from_numpy(np.array(self.hidden[1], dtype=np.float64)),
+                "activation": self.activation,
+            }
         return {
+            **extra,
+            "model": self.model,
             "format": FORMAT,
             "linear.weight": torch.from_numpy(np.ascontiguousarray(self.W.T, dtype=np.float64)),
             "linear.bias": torch.from_numpy(np.array(self.b, dtype=np.float64)),
@@ -137,7 +180,13 @@ def load_model(path: str | Path) -> FittedModel:
     keys = {"format", "linear.weight", "linear.bias", "mean", "scale", "class_names", "feature_names"}
     if not isinstance(state, dict) or state.get("format") != FORMAT or not keys <= set(state):
         raise LogregError(f"'{path}' is not a logreg model file (format {FORMAT} expected).")
+    hidden = None
+    if "hidden.weight" in state:
+        hidden = (state["hidden.weight"].numpy().T.copy(), state["hidden.bias"].numpy().copy())
     return FittedModel(
+        model=str(state.get("model", "logistic")),
+        hidden=hidden,
+        activation=str(state.get("activation", "none")),
         W=state["linear.weight"].numpy().T.copy(),
         b=state["linear.bias"].numpy().copy(),
         mean=state["mean"].numpy().copy(),

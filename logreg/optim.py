@@ -10,6 +10,8 @@ parameter (the NumPy implementation keeps W and b in one array), or None.
 
 from __future__ import annotations
 
+import math
+
 
 def _decays(wd) -> bool:
     """Whether a decay (number, array or None) changes the gradient at all."""
@@ -85,3 +87,28 @@ def make_optimizer(config, params, decays):
     if config.optimizer == "adam":
         return Adam(params, decays, config.lr, config.betas, config.eps)
     return SGD(params, decays, config.lr, config.momentum, config.nesterov)
+
+
+def scheduled_lr(config, epoch: int) -> float:
+    """The learning rate of epoch `epoch` (0-based) under `config.schedule`, computed by hand.
+
+    The same values as the `module` implementation's torch.optim.lr_scheduler chain
+    (impls.torch_common.make_scheduler): warm-up LinearLR from lr / (w + 1) to lr over
+    w = warmup_epochs epochs, then, counting t epochs from its end,
+        constant     lr
+        step         lr * gamma ** (t // step_size)             (StepLR)
+        exponential  lr * gamma ** t                            (ExponentialLR)
+        cosine       lr * (1 + cos(pi * t / T_max)) / 2,  T_max = epochs - w  (CosineAnnealingLR)
+    """
+    w = config.warmup_epochs
+    if epoch < w:
+        start = 1.0 / (w + 1)
+        return config.lr * (start + (1.0 - start) * epoch / w)
+    t = epoch - w
+    if config.schedule == "step":
+        return config.lr * config.gamma ** (t // config.step_size)
+    if config.schedule == "exponential":
+        return config.lr * config.gamma**t
+    if config.schedule == "cosine":
+        return config.lr * (1 + math.cos(math.pi * t / (config.epochs - w))) / 2
+    return config.lr

@@ -12,7 +12,7 @@ import numpy as np
 
 from logreg.config import TrainConfig
 from logreg.data import Split, load_split
-from logreg.impls import Data, Implementation, make_model
+from logreg.impls import Data, Implementation, make_network
 from logreg.model import FittedModel
 from logreg.timing import batch_orders, timed_epoch
 
@@ -21,7 +21,14 @@ from logreg.timing import batch_orders, timed_epoch
 # never grows that much; with a huge learning rate it grows without bound).
 DIVERGENCE_FACTOR = 100.0
 
-HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+# Model 'linear' (regression): R^2 where the classifiers have accuracy; the loss is the MSE.
+REGRESSION_HISTORY_KEYS = ("epoch", "train_loss", "train_r2", "val_loss", "val_r2", "lr")
+
+
+def history_keys(config: TrainConfig) -> tuple[str, ...]:
+    """The history's keys: epoch, train/val loss, accuracy (or R^2 for linear), the epoch's lr."""
+    return REGRESSION_HISTORY_KEYS if config.model == "linear" else HISTORY_KEYS
 
 
 @dataclass
@@ -30,9 +37,11 @@ class Result:
 
     config: TrainConfig
     metrics: dict[str, float]
-    """Final train / val / test loss and accuracy; ROC AUC for binary problems."""
+    """Final train / val / test loss and accuracy; ROC AUC for binary problems.
+    Model 'linear': loss (= MSE), mse, rmse and r2 per part."""
     history: dict[str, list]
-    """Per evaluation point (every `eval_every` epochs): epoch, train/val loss and accuracy."""
+    """Per evaluation point (every `eval_every` epochs): epoch, train/val loss and accuracy
+    (r2 for 'linear'), and lr, the learning rate of the epoch just trained."""
     timings: dict[str, float]
     """fit_seconds (evaluation excluded), epoch_seconds_median, samples_per_second, ..."""
     status: str
@@ -77,13 +86,32 @@ class Result:
         }
 
 
+def initial_layers(sizes: list[int], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """nn.Linear's default initialisation of each layer, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    Drawn once with NumPy, in layer order from one generator, so every implementation starts
+    from the same weights; sizes [d, k] gives initial_weights(d, k, seed).
+    """
+    rng = np.random.default_rng([seed, 1])
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = 1.0 / math.sqrt(fan_in)
+        W = rng.uniform(-bound, bound, size=(fan_in, fan_out))
+        layers.append((W, rng.uniform(-bound, bound, size=fan_out)))
+    return layers
+
+
 def initial_weights(n_features: int, n_outputs: int, seed: int):
     """nn.Linear's default initialisation, U(-1/sqrt(d), 1/sqrt(d)), drawn with NumPy."""
-    rng = np.random.default_rng([seed, 1])
-    bound = 1.0 / math.sqrt(n_features)
-    W0 = rng.uniform(-bound, bound, size=(n_features, n_outputs))
-    b0 = rng.uniform(-bound, bound, size=n_outputs)
-    return W0, b0
+    return initial_layers([n_features, n_outputs], seed)[0]
+
+
+def layer_sizes(config: TrainConfig, split: Split) -> list[int]:
+    """[d, k] (logistic, linear) or [d, hidden, k] (mlp); k = 1 for two classes or regression."""
+    n_outputs = 1 if split.n_classes <= 2 else split.n_classes
+    if config.model == "mlp":
+        return [split.n_features, config.hidden, n_outputs]
+    return [split.n_features, n_outputs]
 
 
 def _roc_auc(y, proba) -> float:
@@ -98,7 +126,8 @@ def _roc_auc(y, proba) -> float:
 class _Loop:
     """What the epoch loop accumulates: history, epoch times, status, time to target."""
 
-    history: dict[str, list] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    keys: tuple[str, ...] = HISTORY_KEYS
+    history: dict[str, list] = field(default_factory=dict)
     epoch_times: list[float] = field(default_factory=list)
     status: str = "completed"
     message: str = ""
@@ -110,9 +139,18 @@ def _diverged(train_loss: float, val_loss: float, loss_limit: float) -> bool:
 
 
 def _final_metrics(model: Implementation, parts, split: Split, completed: bool) -> dict[str, float]:
-    """Loss and accuracy of every part; ROC AUC for binary problems that completed."""
+    """Loss and accuracy of every part; ROC AUC for binary problems that completed.
+
+    Regression: loss (the MSE), mse, rmse and r2 of every part.
+    """
     labels = {"train": split.y_train, "val": split.y_val, "test": split.y_test}
     metrics: dict[str, float] = {}
+    if split.n_classes == 0:
+        for part, data in parts.items():
+            mse, r2 = model.evaluate(data)
+            metrics.update({f"{part}_loss": mse, f"{part}_mse": mse, f"{part}_r2": r2})
+            metrics[f"{part}_rmse"] = math.sqrt(mse) if mse >= 0 else float("nan")
+        return metrics
     for part, data in parts.items():
         metrics[f"{part}_loss"], metrics[f"{part}_accuracy"] = model.evaluate(data)
         if split.n_classes == 2 and completed:
@@ -139,7 +177,7 @@ def train(
     split: Split | None = None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Result:
-    """Train logistic regression as `config` says and return the Result.
+    """Train the model `config` names (logistic, mlp or linear) and return the Result.
 
     `on_eval(epoch, metrics)` is called at every evaluation point (outside the
     timings) with train/val loss and accuracy; it may raise to stop training
@@ -149,8 +187,7 @@ def train(
     # 1. Data and model: the same initial weights for every implementation; data moved once.
     split = split if split is not None else load_split(config)
     device = config.resolved_device
-    n_outputs = 1 if split.n_classes == 2 else split.n_classes
-    model = make_model(config, *initial_weights(split.n_features, n_outputs, config.seed), device)
+    model = make_network(config, initial_layers(layer_sizes(config, split), config.seed), device)
     parts = {
         "train": model.put(split.X_train, split.y_train),
         "val": model.put(split.X_val, split.y_val),
@@ -161,7 +198,7 @@ def train(
     # 3. What the run produced.
     completed = loop.status == "completed"
     metrics = _final_metrics(model, parts, split, completed)
-    fitted = FittedModel.from_split(*model.get_params(), split)
+    fitted = FittedModel.from_split(*model.get_params(), split, model.get_layers()[:-1], config)
     probe = split.metadata.get("probe")
     if probe is not None and completed:
         metrics[probe.metric] = float(fitted.predict_proba([list(probe.x)])[0, 1])
@@ -186,7 +223,8 @@ def _run_epochs(
     device: str,
     on_eval: Callable[[int, dict[str, float]], None] | None,
 ) -> _Loop:
-    loop = _Loop()
+    keys = history_keys(config)
+    loop = _Loop(keys=keys, history={k: [] for k in keys})
     initial_loss = model.evaluate(parts["train"])[0]
     loss_limit = DIVERGENCE_FACTOR * max(initial_loss, 1.0) if math.isfinite(initial_loss) else math.inf
     model.synchronize()
@@ -198,8 +236,8 @@ def _run_epochs(
         # Evaluation point: outside the timings, the only host synchronisation.
         train_loss, train_acc = model.evaluate(parts["train"])
         val_loss, val_acc = model.evaluate(parts["val"])
-        point = (epoch, train_loss, train_acc, val_loss, val_acc)
-        for key, value in zip(HISTORY_KEYS, point, strict=True):
+        point = (epoch, train_loss, train_acc, val_loss, val_acc, model.learning_rate())
+        for key, value in zip(keys, point, strict=True):
             loop.history[key].append(value)
         if _diverged(train_loss, val_loss, loss_limit):
             loop.status = "diverged"
@@ -215,5 +253,5 @@ def _run_epochs(
         ):
             loop.time_to_target = sum(loop.epoch_times)
         if on_eval is not None:
-            on_eval(epoch, dict(zip(HISTORY_KEYS[1:], point[1:], strict=True)))
+            on_eval(epoch, dict(zip(keys[1:], point[1:], strict=True)))
     return loop

@@ -37,6 +37,7 @@ def files(tmp_path):
     put("nan.csv", good.assign(a=[np.nan] + [1.0] * (n - 1), b=[np.inf] + [2.0] * (n - 1), c=1.0))
     put("neg_inf.parquet", good.assign(b=-np.inf))
     put("one_class.csv", good.assign(label="only"))
+    put("word_labels.csv", good.assign(label=np.where(np.arange(n) % 2, "pass", "fail")))
     put("data.txt", text="a,label\n1,0\n2,1\n")
     put("data.xlsx", raw=b"PK\x03\x04 not really a workbook")
     put("not_parquet.parquet", text="a,label\n1,0\n")
@@ -57,8 +58,76 @@ CASES = [
         "unknown-dataset",
         {"dataset": "mnist"},
         ["--dataset", "mnist"],
-        r"Unknown dataset 'mnist'\. Available datasets: hours, blobs, classification, iris, "
-        r"breast_cancer, digits, synthetic \(or --data FILE --target COLUMN",
+        r"Unknown dataset 'mnist'\. Available datasets: hours, blobs, moons, classification, iris, "
+        r"breast_cancer, digits, synthetic, line, diabetes \(or --data FILE --target COLUMN",
+    ),
+    (
+        "unknown-model",
+        {"model": "svm"},
+        ["--model", "svm"],
+        r"The 'model' parameter must be one of logistic, mlp, linear\. Got 'svm' instead\.",
+    ),
+    (
+        "hidden-below-1",
+        {"model": "mlp", "hidden": 0},
+        ["--model", "mlp", "--hidden", "0"],
+        r"The 'hidden' parameter must be an int >= 1\. Got 0 instead\.",
+    ),
+    (
+        "activation-typo",
+        {"model": "mlp", "activation": "rleu"},
+        ["--model", "mlp", "--activation", "rleu"],
+        r"The 'activation' parameter must be one of relu, leaky_relu, tanh, none\. Got 'rleu' instead\.",
+    ),
+    (
+        "unknown-schedule",
+        {"schedule": "linear"},
+        ["--schedule", "linear"],
+        r"The 'schedule' parameter must be one of constant, step, exponential, cosine\.",
+    ),
+    (
+        "gamma-zero",
+        {"schedule": "step", "gamma": 0.0},
+        ["--schedule", "step", "--gamma", "0"],
+        r"The 'gamma' parameter must be a float > 0\. Got 0\.0 instead\.",
+    ),
+    (
+        "gamma-negative",
+        {"schedule": "exponential", "gamma": -0.5},
+        ["--schedule", "exponential", "--gamma", "-0.5"],
+        r"The 'gamma' parameter must be a float > 0\. Got -0\.5 instead\.",
+    ),
+    (
+        "step-size-zero",
+        {"schedule": "step", "step_size": 0},
+        ["--schedule", "step", "--step-size", "0"],
+        r"The 'step_size' parameter must be an int >= 1\. Got 0 instead\.",
+    ),
+    (
+        "warmup-not-below-epochs",
+        {"warmup_epochs": 1},
+        ["--warmup-epochs", "1"],
+        r"The 'warmup_epochs' parameter must be < epochs \(1\)\. Got 1 instead; use fewer",
+    ),
+    (
+        "classification-dataset-to-linear",
+        {"model": "linear", "dataset": "iris"},
+        ["--model", "linear", "--dataset", "iris"],
+        r"Dataset 'iris' is a classification dataset; model 'linear' needs a numeric target\. "
+        r"Use a regression dataset \(line, diabetes, or --data FILE --target NUMERIC_COLUMN\)",
+    ),
+    (
+        "regression-dataset-to-mlp",
+        {"model": "mlp", "dataset": "diabetes"},
+        ["--model", "mlp", "--dataset", "diabetes"],
+        r"Dataset 'diabetes' is a regression dataset; model 'mlp' needs classes\. Use --model linear",
+    ),
+    (
+        "non-numeric-regression-target",
+        {"model": "linear", "data": "{word_labels.csv}", "target": "label"},
+        ["--model", "linear", "--data", "{word_labels.csv}", "--target", "label"],
+        r"The regression target of word_labels\.csv must be numeric\. Got dtype object; pass a numeric "
+        r"--target column, or use --model logistic",
     ),
     (
         "bad-synthetic-size",

@@ -95,7 +95,18 @@ def test_datasets_lists_every_name(as_json, run_cli):
     else:
         names = [line.split()[0] for line in out.splitlines()[1 : 1 + len(REGISTRY)]]
     assert names == list(REGISTRY)
-    assert set(names) == {"hours", "blobs", "classification", "iris", "breast_cancer", "digits", "synthetic"}
+    assert set(names) == {
+        "hours",
+        "blobs",
+        "moons",
+        "classification",
+        "iris",
+        "breast_cancer",
+        "digits",
+        "synthetic",
+        "line",
+        "diabetes",
+    }
 
 
 @pytest.mark.parametrize(

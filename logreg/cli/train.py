@@ -87,11 +87,16 @@ def add_parser(sub) -> None:
 
 def _print_result(result, config: TrainConfig) -> None:
     m, t = result.metrics, result.timings
+    model = "" if config.model == "logistic" else f"{config.model} "
     print(
-        f"{result.split.name}: {config.impl} + {config.optimizer} (lr={config.lr}) on "
+        f"{result.split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
         f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows"
     )
     for part in ("train", "val", "test"):
+        if part + "_r2" in m:  # model linear: the loss is the MSE
+            mse, rmse, r2 = (m[f"{part}_{k}"] for k in ("mse", "rmse", "r2"))
+            print(f"  {part:5s} mse {mse:.4f}  rmse {rmse:.4f}  r2 {r2:.4f}")
+            continue
         auc = f"  roc_auc {m[part + '_roc_auc']:.4f}" if part + "_roc_auc" in m else ""
         print(f"  {part:5s} loss {m[part + '_loss']:.4f}  accuracy {m[part + '_accuracy']:.4f}{auc}")
     print(
@@ -139,6 +144,7 @@ def cmd_datasets(args) -> int:
         return 0
     print(f"{'name':15s} {'shape':28s} {'classes':>7s}  source")
     for r in rows:
-        print(f"{r['name']:15s} {r['shape']:28s} {r['n_classes']:>7d}  {r['source']}")
+        classes = "-" if r["task"] == "regression" else str(r["n_classes"])
+        print(f"{r['name']:15s} {r['shape']:28s} {classes:>7s}  {r['source']}")
     print("Your own data: logreg train --data FILE.csv|FILE.parquet --target COLUMN")
     return 0

@@ -7,8 +7,11 @@ from logreg.data.registry import (
     DatasetInfo,
     Probe,
     check_dataset_name,
+    check_task,
     describe_datasets,
+    model_task,
     parse_dataset,
+    suits,
 )
 from logreg.data.split import Split, encode_labels, make_split
 
@@ -18,6 +21,9 @@ __all__ = [
     "Probe",
     "Split",
     "check_dataset_name",
+    "check_task",
+    "model_task",
+    "suits",
     "describe_datasets",
     "encode_labels",
     "load_split",

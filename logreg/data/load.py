@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from logreg.data.files import read_table
-from logreg.data.registry import REGISTRY, parse_dataset
+from logreg.data.registry import REGISTRY, check_task, model_task, parse_dataset
 from logreg.data.split import Split, make_split
 
 
@@ -40,6 +40,7 @@ def _split_registry(dataset: str, seed: int, **split_args) -> Split:
         feature_names=meta.get("feature_names"),
         class_names=meta.get("class_names"),
         metadata={"probe": info.probe} if info.probe is not None else None,
+        task=info.task,
     )
     if "bayes_p" not in meta:
         return split
@@ -62,15 +63,22 @@ def _cached_split(
     standardize: bool,
     dtype: str,
     mtime: float,
+    task: str = "classification",
 ) -> Split:
     split_args = {"test_size": test_size, "val_size": val_size, "standardize": standardize, "dtype": dtype}
     if data is not None:
-        return _split_file(data, target, seed=seed, **split_args)
+        return _split_file(data, target, seed=seed, task=task, **split_args)
     return _split_registry(dataset, seed, **split_args)
 
 
 def load_split(config) -> Split:
-    """The Split a TrainConfig asks for (cached: runs of a sweep share it; splits are immutable)."""
+    """The Split a TrainConfig asks for (cached: runs of a sweep share it; splits are immutable).
+
+    Model 'linear' needs a regression dataset (numeric targets), the others a classification one.
+    """
+    model = getattr(config, "model", "logistic")
+    if config.data is None:
+        check_task(config.dataset, model)
     mtime = 0.0
     if config.data is not None:
         p = Path(config.data)
@@ -85,4 +93,5 @@ def load_split(config) -> Split:
         config.standardize,
         config.dtype,
         mtime,
+        model_task(model),
     )

@@ -24,6 +24,8 @@ class DatasetInfo:
     """Too small to split: train, validation and test are all the same points."""
     probe: Probe | None = None
     """A question the tutorial asks of the fitted model (hours: P(pass | 4 hours))."""
+    task: str = "classification"
+    """classification (models logistic, mlp) or regression (model linear; n_classes 0)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,26 @@ def _hours(seed: int):
     X = np.array([[1.0], [2.0], [3.0]])
     y = np.array([0, 0, 1])
     return X, y, {"feature_names": ("hours",)}
+
+
+def _line(seed: int):
+    # The linear-regression toy of the tutorials: x = 1, 2, 3 -> y = 2, 4, 6 (y = 2x).
+    return np.array([[1.0], [2.0], [3.0]]), np.array([2.0, 4.0, 6.0]), {"feature_names": ("x",)}
+
+
+def _diabetes(seed: int):
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes()
+    return d.data, d.target, {"feature_names": tuple(d.feature_names)}
+
+
+def _moons(seed: int):
+    # Two interleaving half circles: no straight line separates them, one hidden layer does.
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n_samples=1000, noise=0.2, random_state=seed)
+    return X, y, {"feature_names": ("x0", "x1")}
 
 
 def _blobs(seed: int):
@@ -127,6 +149,13 @@ REGISTRY: dict[str, DatasetInfo] = {
         ),
         DatasetInfo("blobs", "two 2-D Gaussians, 1000 points each, std 1", _blobs, "2000 x 2", 2),
         DatasetInfo(
+            "moons",
+            "sklearn.datasets.make_moons (noise 0.2): not linearly separable",
+            _moons,
+            "1000 x 2",
+            2,
+        ),
+        DatasetInfo(
             "classification", "sklearn.datasets.make_classification", _classification, "2000 x 10", 2
         ),
         DatasetInfo("iris", "sklearn.datasets.load_iris, versicolor vs virginica", _iris, "100 x 4", 2),
@@ -141,8 +170,53 @@ REGISTRY: dict[str, DatasetInfo] = {
             f"n x d (default {SYNTHETIC_DEFAULTS['n']} x {SYNTHETIC_DEFAULTS['d']})",
             2,
         ),
+        DatasetInfo(
+            "line",
+            "tutorial toy for model linear: x = 1, 2, 3 -> y = 2, 4, 6",
+            _line,
+            "3 x 1",
+            0,
+            evaluate_on_train=True,
+            task="regression",
+        ),
+        DatasetInfo(
+            "diabetes",
+            "sklearn.datasets.load_diabetes (regression: disease progression), for model linear",
+            _diabetes,
+            "442 x 10",
+            0,
+            task="regression",
+        ),
     ]
 }
+
+
+def model_task(model: str) -> str:
+    """The task a model solves: regression for 'linear', classification otherwise."""
+    return "regression" if model == "linear" else "classification"
+
+
+def check_task(spec: str, model: str) -> None:
+    """Raise LogregError when a registry dataset's task does not suit the model."""
+    info = REGISTRY[parse_dataset(spec)[0]]
+    if info.task == model_task(model):
+        return
+    if info.task == "regression":
+        raise LogregError(
+            f"Dataset {info.name!r} is a regression dataset; model {model!r} needs classes. "
+            "Use --model linear, or a classification dataset."
+        )
+    regression = ", ".join(d.name for d in REGISTRY.values() if d.task == "regression")
+    raise LogregError(
+        f"Dataset {info.name!r} is a classification dataset; model 'linear' needs a numeric target. "
+        f"Use a regression dataset ({regression}, or --data FILE --target NUMERIC_COLUMN) "
+        "or --model logistic."
+    )
+
+
+def suits(spec: str, model: str) -> bool:
+    """Whether a registry dataset's task suits the model (experiment cells skip the others)."""
+    return REGISTRY[parse_dataset(spec)[0]].task == model_task(model)
 
 
 def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
@@ -186,6 +260,6 @@ def check_dataset_name(spec: str) -> None:
 def describe_datasets() -> list[dict[str, Any]]:
     """One row per registry entry, for `logreg datasets`."""
     return [
-        {"name": d.name, "shape": d.shape, "n_classes": d.n_classes, "source": d.source}
+        {"name": d.name, "shape": d.shape, "n_classes": d.n_classes, "task": d.task, "source": d.source}
         for d in REGISTRY.values()
     ]

@@ -32,6 +32,7 @@ class Split:
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    """0 for a regression split (y holds the numeric targets)."""
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
     """Original label of each class index 0..n_classes-1 (the recorded mapping)."""
@@ -133,7 +134,27 @@ def _check_labels(y_raw, n_rows: int, name: str, class_names):
     return y, classes
 
 
-def _split_indices(y, name: str, seed: int, test_size: float, val_size: float, evaluate_on_train: bool):
+def _check_targets(y_raw, n_rows: int, name: str):
+    """Numeric, finite regression targets (float64), one per row."""
+    y = np.asarray(y_raw)
+    if y.ndim != 1:
+        raise LogregError(f"Targets must be one-dimensional. Got shape {y.shape}.")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
+        raise LogregError(
+            f"The regression target of {name} must be numeric. Got dtype {y.dtype}; "
+            "pass a numeric --target column, or use --model logistic for class labels."
+        )
+    if len(y) != n_rows:
+        raise LogregError(f"X has {n_rows} rows but y has {len(y)} targets. Pass one target per row.")
+    y = y.astype(np.float64)
+    if not np.isfinite(y).all():
+        raise LogregError(f"The regression target of {name} has NaN or infinite values. Drop those rows.")
+    return y
+
+
+def _split_indices(
+    y, name: str, seed: int, test_size: float, val_size: float, evaluate_on_train: bool, classes: bool = True
+):
     """Row indices (train, validation, test): stratified and seeded; all rows when too small to split."""
     if evaluate_on_train:
         everything = np.arange(len(y))
@@ -148,7 +169,7 @@ def _split_indices(y, name: str, seed: int, test_size: float, val_size: float, e
                 f"The {part} part of {name} is empty ({len(y)} rows, test_size={test_size}, "
                 f"val_size={val_size}). Use more rows or other sizes."
             )
-    if len(np.unique(y[tr])) < 2:
+    if classes and len(np.unique(y[tr])) < 2:
         raise LogregError(f"The training part of {name} holds a single class. Use more rows per class.")
     return tr, va, te
 
@@ -183,11 +204,23 @@ def make_split(
     feature_names=None,
     class_names=None,
     metadata=None,
+    task: str = "classification",
 ) -> Split:
-    """Validate arrays, encode labels, split (stratified, seeded) and standardise."""
+    """Validate arrays, encode labels, split (stratified, seeded) and standardise.
+
+    task 'regression' keeps y as numeric targets (float64, not standardised) and splits at
+    random (n_classes 0).
+    """
     X, feature_names = _check_features(X, name, feature_names, dtype)
-    y, classes = _check_labels(y_raw, X.shape[0], name, class_names)
-    tr, va, te = _split_indices(y, name, seed, test_size, val_size, evaluate_on_train)
+    if task == "regression":
+        y, classes = _check_targets(y_raw, X.shape[0], name), ()
+        strata = np.zeros(len(y), dtype=np.int64)  # one stratum: a plain seeded random split
+    else:
+        y, classes = _check_labels(y_raw, X.shape[0], name, class_names)
+        strata = y
+    tr, va, te = _split_indices(
+        strata, name, seed, test_size, val_size, evaluate_on_train, classes=task != "regression"
+    )
     X_train = X[tr]  # fancy indexing copies, so standardising in place is safe
     mean, scale = _statistics(X_train, standardize)
 

@@ -1,12 +1,17 @@
 """The interface every implementation shares, and the row blocks they iterate over.
 
-model = Model(config, W0, b0, device)      # W0: (d, k), b0: (k,); k = 1 binary, K multinomial
+model = Model(config, W0, b0, device)      # W0: (d, k), b0: (k,); k = 1 binary / regression, K multinomial
 data = model.put(X, y)                     # a Data, converted / moved to the device once
 model.train_epoch(data, order)             # order: row order (mini-batch) or None (full batch)
 model.synchronize()                        # wait for queued device work (timings)
-loss, accuracy = model.evaluate(data)      # the only host synchronisation points
-proba = model.predict_proba(data)          # (n, K) NumPy probabilities
-W, b = model.get_params()                  # NumPy copies
+loss, score = model.evaluate(data)         # the only host synchronisation points; score:
+                                           # accuracy, or R^2 for regression (model 'linear')
+proba = model.predict_proba(data)          # (n, K) NumPy probabilities ((n, 1) values: regression)
+W, b = model.get_params()                  # NumPy copies (of the output layer)
+layers = model.get_layers()                # [(W, b), ...] input to output, NumPy copies
+lr = model.learning_rate()                 # the learning rate the last epoch used (schedules)
+
+The mlp model's classes (impls/mlp_*.py) take `layers` [(W1, b1), (W2, b2)] instead of W0, b0.
 """
 
 from __future__ import annotations
@@ -53,6 +58,21 @@ class Implementation(Protocol):
     def predict_proba(self, data: Data) -> np.ndarray: ...
 
     def get_params(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def get_layers(self) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+    def learning_rate(self) -> float: ...
+
+
+HEADS = ("binary", "multinomial", "regression")
+LEAKY_RELU_SLOPE = 0.01  # nn.LeakyReLU's default negative slope
+
+
+def head_of(config: Any, n_outputs: int) -> str:
+    """What the outputs mean: 'regression' (model linear), 'binary' (one logit) or 'multinomial'."""
+    if config.model == "linear":
+        return "regression"
+    return "binary" if n_outputs == 1 else "multinomial"
 
 
 def block_rows(n_features: int, itemsize: int, block_bytes: int | None = None) -> int:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from logreg.impls import torch_common as tc
-from logreg.impls.base import batches
+from logreg.impls.base import batches, head_of
 
 
 class LogisticRegression(nn.Module):
@@ -29,7 +29,7 @@ class Model:
         with torch.no_grad():  # the same initial weights as the other implementations
             self.net.linear.weight.copy_(torch.as_tensor(W0.T))
             self.net.linear.bias.copy_(torch.as_tensor(b0))
-        self.binary = k == 1
+        self.head = head_of(config, k)
         self.batch_size = config.batch_size
         # Weight decay on the weights only, as the hand-written optimizers do: two
         # parameter groups. Without decay one group does the same maths, and each
@@ -49,6 +49,8 @@ class Model:
             self.opt = torch.optim.SGD(
                 groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, fused=True
             )
+        self.scheduler = tc.make_scheduler(config, self.opt)
+        self.lr_used = config.lr
         self._block: int | None = None  # rows per full-batch block, fixed by the first epoch
         self._params = [self.net.linear.weight, self.net.linear.bias]
 
@@ -59,35 +61,44 @@ class Model:
             p.grad = None
 
     def put(self, X, y):
-        return tc.put(X, y, self.binary, self.dtype, self.device)
+        return tc.put(X, y, self.head, self.dtype, self.device)
 
     def train_epoch(self, data, order=None) -> None:
         X, target, _ = data
         n = len(X)
+        self.lr_used = self.opt.param_groups[0]["lr"]
         if order is None:
             self._zero_grad()
             if self._block is None:
                 self._block = tc.cpu_block(self.device, X)
-            for loss in tc.full_batch_loss(self.net, X, target, self.binary, self._block):
+            for loss in tc.full_batch_loss(self.net, X, target, self.head, self._block):
                 loss.backward()
             self.opt.step()
-            return
-        order_t = torch.from_numpy(order).to(self.device)
-        for idx in batches(n, order_t, self.batch_size, None):
-            self._zero_grad()
-            loss = tc.loss_fn(self.net(X[idx]), target[idx], self.binary)
-            loss.backward()
-            self.opt.step()
+        else:
+            order_t = torch.from_numpy(order).to(self.device)
+            for idx in batches(n, order_t, self.batch_size, None):
+                self._zero_grad()
+                loss = tc.loss_fn(self.net(X[idx]), target[idx], self.head)
+                loss.backward()
+                self.opt.step()
+        if self.scheduler is not None:  # torch.optim.lr_scheduler: once per epoch
+            self.scheduler.step()
 
     def synchronize(self) -> None:
         tc.synchronize(self.device)
 
     def evaluate(self, data):
-        return tc.evaluate(self.net, data, self.binary)
+        return tc.evaluate(self.net, data, self.head)
 
     def predict_proba(self, data):
-        return tc.predict_proba(self.net, data, self.binary)
+        return tc.predict_proba(self.net, data, self.head)
 
     def get_params(self):
         lin = self.net.linear
         return lin.weight.detach().cpu().numpy().T.copy(), lin.bias.detach().cpu().numpy().copy()
+
+    def get_layers(self):
+        return [self.get_params()]
+
+    def learning_rate(self) -> float:
+        return self.lr_used

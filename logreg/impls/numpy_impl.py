@@ -1,13 +1,16 @@
 """NumPy, with the gradient derived by hand.
 
-Model: k = 1 logit per row (binary, sigmoid) or k = K logits (multinomial, softmax).
+Model: k = 1 logit per row (binary, sigmoid) or k = K logits (multinomial, softmax); or,
+for model 'linear', k = 1 predicted value per row (least squares).
 
-    1. Z = X W + b                                   (n, k) logits
+    1. Z = X W + b                                   (n, k) logits (or predictions)
     2. binary:      loss = mean( softplus(z) - y z )     = BCE of sigmoid(z), written stably
        multinomial: loss = mean( logsumexp(Z) - Z[y] )   = cross-entropy of softmax(Z)
+       linear:      loss = mean( (z - y)^2 )             = MSE (not half of it: nn.MSELoss's)
     3. d loss_i / d z_i = sigmoid(z_i) - y_i   (binary: d softplus = sigmoid)
        d loss_i / d Z_i = softmax(Z_i) - onehot(y_i)  (d logsumexp = softmax)
-       so in both cases R = P - Y, with P the predicted probabilities.
+       so in both cases R = P - Y, with P the predicted probabilities;
+       linear: d loss_i / d z_i = 2 (z_i - y_i), so R = 2 (Z - Y).
     4. Z = X W + b  =>  dL/dW = X^T R / n,   dL/db = sum_i R_i / n.
     5. Weight decay (coupled L2) adds wd * W to dL/dW inside the optimizer.
 
@@ -24,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from logreg.impls.base import Data, batches, block_rows
-from logreg.optim import make_optimizer
+from logreg.impls.base import Data, batches, block_rows, head_of
+from logreg.optim import make_optimizer, scheduled_lr
 
 
 def _sigmoid(z):
@@ -66,6 +69,58 @@ def _softmax(Z):
     return E / E.sum(axis=1, keepdims=True)
 
 
+def targets(y, head: str, k: int, dtype) -> np.ndarray:
+    """Y as the loss compares it with Z: (n, 1) floats (binary, regression) or one-hot rows."""
+    if head != "multinomial":
+        return np.asarray(y).astype(dtype)[:, None]
+    Y = np.zeros((len(y), k), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1
+    return Y
+
+
+def output_residual(Z, Y, head: str):
+    """Step 3, in place of Z: R = d loss_i / d Z_i, i.e. P - Y, or 2 (Z - Y) for regression."""
+    if head == "regression":
+        Z -= Y
+        Z *= 2.0
+        return Z
+    P = _sigmoid_inplace(Z) if head == "binary" else _softmax(Z)
+    P -= Y
+    return P
+
+
+def loss_and_score(Z, Y, y, head: str) -> tuple[float, float]:
+    """Step 2's loss of outputs Z, and accuracy (classification) or R^2 (regression)."""
+    if head == "regression":
+        err = Z[:, 0] - Y[:, 0]
+        sse = float(err @ err)
+        yc = Y[:, 0] - Y[:, 0].mean()
+        sst = float(yc @ yc)
+        r2 = (1.0 if sse == 0 else 0.0) if sst == 0 else 1.0 - sse / sst
+        return sse / len(Z), r2
+    if head == "binary":
+        z = Z[:, 0]
+        loss = np.mean(np.logaddexp(0.0, z) - Y[:, 0] * z)  # step 2, stable
+        pred = (z > 0).astype(np.int64)
+    else:
+        m = Z.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(Z - m).sum(axis=1))
+        loss = np.mean(lse - Z[np.arange(len(y)), y])
+        pred = Z.argmax(axis=1)
+    return float(loss), float(np.mean(pred == y))
+
+
+def probabilities(Z, head: str) -> np.ndarray:
+    """(n, K) float64 probabilities from outputs Z; (n, 1) predicted values for regression."""
+    Z = Z.astype(np.float64)
+    if head == "regression":
+        return Z
+    if head == "binary":
+        p = _sigmoid(Z[:, 0])
+        return np.column_stack([1 - p, p])
+    return _softmax(Z)
+
+
 class Model:
     """logreg.impls.base.Implementation with the gradient by hand (steps 1-5 above)."""
 
@@ -77,7 +132,8 @@ class Model:
         self.W1[:d] = W0
         self.W1[d] = b0
         self.W, self.b = self.W1[:d], self.W1[d]
-        self.binary = k == 1
+        self.head = head_of(config, k)
+        self.config, self.epochs_done, self.lr_used = config, 0, config.lr
         self.batch_size = config.batch_size
         self.block = block_rows(d + 1, self.dtype.itemsize)
         self._Z = np.empty((0, k), dtype=self.dtype)  # logits buffer, reused every epoch
@@ -93,12 +149,7 @@ class Model:
         X1 = np.empty((len(X), X.shape[1] + 1), dtype=self.dtype)  # [X, 1], converted once
         X1[:, :-1] = X
         X1[:, -1] = 1.0
-        if self.binary:
-            Y = y.astype(self.dtype)[:, None]
-        else:
-            Y = np.zeros((len(y), self.W1.shape[1]), dtype=self.dtype)
-            Y[np.arange(len(y)), y] = 1
-        return Data(X1, Y, np.asarray(y))
+        return Data(X1, targets(y, self.head, self.W1.shape[1], self.dtype), np.asarray(y))
 
     def residual(self, X1b, Yb, buf=None):
         # Steps 1 and 3: R = P - Y, computed in a reused buffer.
@@ -108,9 +159,7 @@ class Model:
                 self._Z = np.empty((m, self.W1.shape[1]), dtype=self.dtype)
             buf = self._Z
         Z = np.matmul(X1b, self.W1, out=buf[:m])
-        P = _sigmoid_inplace(Z) if self.binary else _softmax(Z)
-        P -= Yb
-        return P
+        return output_residual(Z, Yb, self.head)
 
     def _gradient_sum(self, X1, Y):
         # Steps 1-4 over some rows, block by block: each block's two products run
@@ -129,6 +178,9 @@ class Model:
     def train_epoch(self, data, order=None) -> None:
         X1, Y, _ = data
         n = len(X1)
+        # The schedule's learning rate for this epoch (optim.scheduled_lr).
+        self.opt.lr = self.lr_used = scheduled_lr(self.config, self.epochs_done)
+        self.epochs_done += 1
         if order is None:
             # Full batch. One core cannot read memory at the machine's bandwidth, so
             # large batches are split in contiguous parts, one per core, whose
@@ -161,24 +213,16 @@ class Model:
 
     def evaluate(self, data) -> tuple[float, float]:
         X1, Y, y = data
-        Z = self._logits(X1)
-        if self.binary:
-            z = Z[:, 0]
-            loss = np.mean(np.logaddexp(0.0, z) - Y[:, 0] * z)  # step 2, stable
-            pred = (z > 0).astype(np.int64)
-        else:
-            m = Z.max(axis=1, keepdims=True)
-            lse = m[:, 0] + np.log(np.exp(Z - m).sum(axis=1))
-            loss = np.mean(lse - Z[np.arange(len(y)), y])
-            pred = Z.argmax(axis=1)
-        return float(loss), float(np.mean(pred == y))
+        return loss_and_score(self._logits(X1), Y, y, self.head)
 
     def predict_proba(self, data) -> np.ndarray:
-        Z = self._logits(data[0]).astype(np.float64)
-        if self.binary:
-            p = _sigmoid(Z[:, 0])
-            return np.column_stack([1 - p, p])
-        return _softmax(Z)
+        return probabilities(self._logits(data[0]), self.head)
 
     def get_params(self):
         return self.W.copy(), self.b.copy()
+
+    def get_layers(self):
+        return [self.get_params()]
+
+    def learning_rate(self) -> float:
+        return self.lr_used

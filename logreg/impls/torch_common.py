@@ -14,21 +14,28 @@ from logreg.timing import synchronize
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def put(X, y, binary: bool, dtype, device):
-    """Convert once and move to the device: X (n, d); y as (n, 1) floats or (n,) class ids."""
+def put(X, y, head: str, dtype, device):
+    """Convert once and move to the device: X (n, d); y as (n, 1) floats or (n,) class ids.
+
+    `head` is impls.base.head_of's: binary, multinomial or regression (y: (n, 1) float targets).
+    """
     with warnings.catch_warnings():
         # Split arrays are read-only and shared; torch only reads them (zero copy on the CPU).
         warnings.simplefilter("ignore", UserWarning)
         Xt = torch.as_tensor(np.ascontiguousarray(X)).to(device=device, dtype=dtype)
         yt = torch.as_tensor(np.asarray(y)).to(device)
-    target = yt.to(dtype).unsqueeze(1) if binary else yt.long()
+    if head == "regression":
+        yt = yt.to(dtype)
+    target = yt.long() if head == "multinomial" else yt.to(dtype).unsqueeze(1)
     return Data(Xt, target, yt)
 
 
-def loss_fn(Z, target, binary: bool, reduction: str = "mean"):
-    """Stable loss from logits: BCE-with-logits (binary) or cross-entropy (multinomial)."""
-    if binary:
+def loss_fn(Z, target, head: str, reduction: str = "mean"):
+    """Stable loss from logits: BCE-with-logits (binary), cross-entropy (multinomial) or MSE."""
+    if head == "binary":
         return F.binary_cross_entropy_with_logits(Z, target, reduction=reduction)
+    if head == "regression":
+        return F.mse_loss(Z, target, reduction=reduction)
     return F.cross_entropy(Z, target, reduction=reduction)
 
 
@@ -39,7 +46,7 @@ def cpu_block(device, X) -> int | None:
     return block_rows(X.shape[1], X.element_size(), TORCH_CPU_BLOCK_BYTES)
 
 
-def full_batch_loss(logits_fn, X, target, binary: bool, block: int | None):
+def full_batch_loss(logits_fn, X, target, head: str, block: int | None):
     """Yield the loss of each block of a full batch, scaled so that they sum to the mean loss.
 
     One block (small data, or CUDA) is the plain mean; several blocks are each
@@ -47,19 +54,25 @@ def full_batch_loss(logits_fn, X, target, binary: bool, block: int | None):
     """
     n = len(X)
     if block is None or block >= n:
-        yield loss_fn(logits_fn(X), target, binary)
+        yield loss_fn(logits_fn(X), target, head)
         return
     for i in range(0, n, block):
         rows = slice(i, i + block)
-        yield loss_fn(logits_fn(X[rows]), target[rows], binary, "sum") / n
+        yield loss_fn(logits_fn(X[rows]), target[rows], head, "sum") / n
 
 
 @torch.no_grad()
-def evaluate(logits_fn, data, binary: bool) -> tuple[float, float]:
+def evaluate(logits_fn, data, head: str) -> tuple[float, float]:
+    """(loss, accuracy), or (MSE, R^2) for regression."""
     X, target, y = data
     Z = logits_fn(X)
-    loss = loss_fn(Z, target, binary)
-    pred = (Z[:, 0] > 0).long() if binary else Z.argmax(dim=1)
+    loss = loss_fn(Z, target, head)
+    if head == "regression":
+        sse = ((Z[:, 0] - y) ** 2).sum()
+        sst = ((y - y.mean()) ** 2).sum()
+        loss_v, sse_v, sst_v = torch.stack([loss.double(), sse.double(), sst.double()]).tolist()
+        return loss_v, r2_score(sse_v, sst_v)
+    pred = (Z[:, 0] > 0).long() if head == "binary" else Z.argmax(dim=1)
     correct = (pred == y).sum()  # an exact count: a float32 mean would give 0.85199999 for 426/500
     loss_v, correct_v = torch.stack([loss.double(), correct.double()]).tolist()  # one host sync
     acc_v = correct_v / len(y)
@@ -67,16 +80,50 @@ def evaluate(logits_fn, data, binary: bool) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def predict_proba(logits_fn, data, binary: bool) -> np.ndarray:
+def predict_proba(logits_fn, data, head: str) -> np.ndarray:
+    """(n, K) probabilities; (n, 1) predicted values for regression."""
     Z = logits_fn(data[0]).double()
-    if binary:
+    if head == "regression":
+        return Z.cpu().numpy()
+    if head == "binary":
         p = torch.sigmoid(Z[:, 0])
         return torch.stack([1 - p, p], dim=1).cpu().numpy()
     return torch.softmax(Z, dim=1).cpu().numpy()
 
 
+def r2_score(sse: float, sst: float) -> float:
+    """1 - SSE / SST (scikit-learn's r2_score; 1.0 for a perfect fit of a constant target)."""
+    if sst == 0:
+        return 1.0 if sse == 0 else 0.0
+    return 1.0 - sse / sst
+
+
+def make_scheduler(config, opt):
+    """torch.optim.lr_scheduler for config.schedule (with LinearLR warm-up); None when constant.
+
+    The hand-written implementations compute the same values with optim.scheduled_lr.
+    """
+    from torch.optim import lr_scheduler as S
+
+    w = config.warmup_epochs
+    if config.schedule == "constant" and not w:
+        return None
+    main = {
+        "constant": lambda: S.ConstantLR(opt, factor=1.0, total_iters=0),
+        "step": lambda: S.StepLR(opt, step_size=config.step_size, gamma=config.gamma),
+        "exponential": lambda: S.ExponentialLR(opt, gamma=config.gamma),
+        "cosine": lambda: S.CosineAnnealingLR(opt, T_max=config.epochs - w),
+    }[config.schedule]
+    if not w:
+        return main()
+    warmup = S.LinearLR(opt, start_factor=1.0 / (w + 1), end_factor=1.0, total_iters=w)
+    return S.SequentialLR(opt, [warmup, main()], milestones=[w])
+
+
 __all__ = [
     "DTYPES",
+    "make_scheduler",
+    "r2_score",
     "cpu_block",
     "evaluate",
     "full_batch_loss",

@@ -53,16 +53,17 @@ def param_importances(importances: dict[str, float], title: str, path: Path) -> 
 
 
 def learning_curves(history: dict[str, list], title: str, path: Path) -> Path:
-    """Train and validation loss and accuracy against epochs."""
+    """Train and validation loss and accuracy (R^2 for model linear) against epochs."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.2))
     ep = history["epoch"]
     a1.plot(ep, history["train_loss"], label="train")
     a1.plot(ep, history["val_loss"], label="validation")
-    a1.set(xlabel="epoch", ylabel="log loss")
-    a2.plot(ep, history["train_accuracy"], label="train")
-    a2.plot(ep, history["val_accuracy"], label="validation")
-    a2.set(xlabel="epoch", ylabel="accuracy")
+    score = "accuracy" if "train_accuracy" in history else "r2"
+    a1.set(xlabel="epoch", ylabel="log loss" if score == "accuracy" else "mean squared error")
+    a2.plot(ep, history[f"train_{score}"], label="train")
+    a2.plot(ep, history[f"val_{score}"], label="validation")
+    a2.set(xlabel="epoch", ylabel="accuracy" if score == "accuracy" else "R^2")
     a1.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

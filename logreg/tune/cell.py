@@ -13,7 +13,7 @@ from logreg.report import plots as figures
 from logreg.tracking import dataset_tags, environment_tags
 from logreg.train import train
 from logreg.tune import study as st
-from logreg.tune.experiment import Experiment
+from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.storage import storage_errors
 
 # A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
@@ -29,9 +29,11 @@ TRIAL_STATUS = {
 
 
 def run_name(cell, number: int) -> str:
-    dataset, impl, optimizer, device = cell
+    """iris__numpy__adam__trial-7; the model after the dataset unless logistic, the device unless cpu."""
+    dataset, impl, optimizer, device, model = Cell(*cell)
     dev = "" if device == "cpu" else f"__{device}"
-    return f"{dataset}__{impl}__{optimizer}{dev}__trial-{number}"
+    mod = "" if model == "logistic" else f"__{model}"
+    return f"{dataset}{mod}__{impl}__{optimizer}{dev}__trial-{number}"
 
 
 class CellTracking:
@@ -119,7 +121,7 @@ class CellTracking:
         if found:
             self.parent = self.tracker.resume_run(found[0].info.run_id)
             return
-        dataset, impl, optimizer, device = self.cell
+        dataset, impl, optimizer, device, model = Cell(*self.cell)
         tags = {
             **environment_tags(device),
             "logreg.study": self.study_name,
@@ -131,6 +133,7 @@ class CellTracking:
             self.parent,
             params={
                 "dataset": dataset,
+                "model": model,
                 "impl": impl,
                 "optimizer": optimizer,
                 "device": device,
@@ -179,7 +182,7 @@ class CellTracking:
             metrics = {**result.metrics, **{k: v for k, v in result.timings.items()}}
         else:
             hist = {"epoch": [e for e, _ in history]}
-            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            for key in history[0][1] if history else ():
                 hist[key] = [m[key] for _, m in history]
         steps = hist["epoch"]
         series = {k: v for k, v in hist.items() if k != "epoch"}
@@ -228,7 +231,11 @@ class CellTracking:
                         result.history, f"{title}, trial {best.number}", out / "best_learning_curves.png"
                     )
                 )
-                if result.split.n_features == 2 and result.split.n_classes == 2:
+                if (
+                    result.split.n_features == 2
+                    and result.split.n_classes == 2
+                    and result.model.hidden is None
+                ):
                     files.append(
                         figures.decision_boundary(
                             result, f"{title}, trial {best.number}", out / "best_decision_boundary.png"

@@ -2,13 +2,15 @@
 
 name = "default"                 # Optuna study prefix; the MLflow experiment is "sweep/<name>"
 datasets = ["iris", "digits"]    # registry names (`logreg datasets`)
+models = ["logistic"]            # logistic, mlp, linear (each dataset runs with the models
+                                 # that suit it: linear on regression datasets, the others on classes)
 impls = ["numpy", "autograd", "module"]
 optimizers = ["sgd", "momentum", "adam"]
 devices = ["cpu"]                # cpu, cuda, auto
-n_trials = 10                    # finished trials per cell (dataset x impl x optimizer x device)
+n_trials = 10                    # finished trials per cell (dataset x model x impl x optimizer x device)
 epochs = 60                      # per trial, unless [search.<optimizer>] tunes epochs
 seed = 0                         # data split, initial weights, batch order, and the sampler
-objective = "val_loss"           # val_loss (minimised) or val_accuracy (maximised)
+objective = "val_loss"           # val_loss (minimised), val_accuracy or val_r2 (linear) (maximised)
 eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
 dtype = "float32"
 
@@ -28,6 +30,12 @@ nesterov = [false, true]         # momentum only: choices
 weight_decay = [1e-6, 1e-2]      # log scale; absent means 0
 batch_size = ["full", 32, 128]   # choices; "full" is full batch
 epochs = [20, 200]               # tune epochs too (integers)
+schedule = ["constant", "cosine", "step", "exponential"]  # choices of learning-rate schedule
+gamma = [0.5, 0.99]              # step / exponential decay factor (when such a schedule is drawn)
+step_size = [5, 30]              # step schedule: epochs between decays (integers)
+warmup_epochs = [0, 5]           # linear warm-up epochs (integers; high < epochs)
+hidden = [8, 32]                 # mlp cells only: choices of hidden units
+activation = ["relu", "tanh"]    # mlp cells only: choices of activation
 """
 
 from __future__ import annotations
@@ -35,19 +43,29 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from logreg.config import DEVICE_NAMES, DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, runs_on
-from logreg.data import check_dataset_name
+from logreg.config import (
+    ACTIVATION_NAMES,
+    DEVICE_NAMES,
+    DTYPE_NAMES,
+    IMPL_NAMES,
+    MODEL_NAMES,
+    OPTIMIZER_NAMES,
+    SCHEDULE_NAMES,
+    runs_on,
+)
+from logreg.data import check_dataset_name, suits
 from logreg.errors import LogregError
 from logreg.validation import Interval, ListOf, Options, check_param
 
-OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize"}
+OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize", "val_r2": "maximize"}
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 TOP_KEYS = (
     "name",
     "datasets",
+    "models",
     "impls",
     "optimizers",
     "devices",
@@ -61,10 +79,12 @@ TOP_KEYS = (
     "pruner",
     "search",
 )
+# Keys every optimizer table takes besides its own: the schedule and the mlp's shape.
+COMMON_SEARCH_KEYS = ("schedule", "gamma", "step_size", "warmup_epochs", "hidden", "activation")
 SEARCH_KEYS = {
-    "sgd": ("lr", "weight_decay", "batch_size", "epochs"),
-    "momentum": ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs"),
-    "adam": ("lr", "beta1", "beta2", "weight_decay", "batch_size", "epochs"),
+    "sgd": ("lr", "weight_decay", "batch_size", "epochs", *COMMON_SEARCH_KEYS),
+    "momentum": ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs", *COMMON_SEARCH_KEYS),
+    "adam": ("lr", "beta1", "beta2", "weight_decay", "batch_size", "epochs", *COMMON_SEARCH_KEYS),
 }
 DEFAULT_SEARCH: dict[str, dict[str, Any]] = {
     "sgd": {"lr": [1e-3, 3.0]},
@@ -73,12 +93,23 @@ DEFAULT_SEARCH: dict[str, dict[str, Any]] = {
 }
 
 
+class Cell(NamedTuple):
+    """One study: a dataset, implementation, optimizer and device, and the model trained."""
+
+    dataset: str
+    impl: str
+    optimizer: str
+    device: str
+    model: str = "logistic"
+
+
 @dataclass(frozen=True)
 class Experiment:
     """A validated experiment file (see the module docstring for the schema)."""
 
     name: str
     datasets: tuple[str, ...]
+    models: tuple[str, ...] = ("logistic",)
     impls: tuple[str, ...] = IMPL_NAMES
     optimizers: tuple[str, ...] = OPTIMIZER_NAMES
     devices: tuple[str, ...] = ("cpu",)
@@ -102,19 +133,29 @@ class Experiment:
     def direction(self) -> str:
         return OBJECTIVES[self.objective]
 
-    def cells(self) -> list[tuple[str, str, str, str]]:
-        """(dataset, impl, optimizer, device) for every cell, in a stable order."""
+    def cells(self) -> list[Cell]:
+        """Cell(dataset, impl, optimizer, device, model) for every cell, in a stable order.
+
+        Each dataset runs with the models that suit it (linear: regression datasets).
+        """
         return [
-            (d, i, o, dev)
+            Cell(d, i, o, dev, m)
             for d in self.datasets
+            for m in self.models
             for i in self.impls
             for o in self.optimizers
             for dev in self.devices
-            if runs_on(i, dev)
+            if runs_on(i, dev) and suits(d, m)
         ]
 
     def study_name(self, cell) -> str:
-        return "/".join((self.name, *cell))
+        """<name>/<dataset>/<impl>/<optimizer>/<device>; the model after the dataset unless logistic.
+
+        Studies of logistic cells keep the names they had before the model axis, so they resume.
+        """
+        cell = Cell(*cell)
+        model = () if cell.model == "logistic" else (cell.model,)
+        return "/".join((self.name, cell.dataset, *model, cell.impl, cell.optimizer, cell.device))
 
     def search_space(self, optimizer: str) -> dict[str, Any]:
         return self.search.get(optimizer, DEFAULT_SEARCH[optimizer])
@@ -185,6 +226,24 @@ def _range(path, key, value, *, low, high, log=False, integer=False) -> list:
     return list(value)
 
 
+def _choices(path: str, key: str, value: Any, kind: str) -> list:
+    """A non-empty list of schedule / activation names, or of hidden sizes (integers >= 1)."""
+    allowed = {"schedule": SCHEDULE_NAMES, "activation": ACTIVATION_NAMES}.get(kind)
+    if allowed is not None:
+        ok = isinstance(value, list) and value and all(v in allowed for v in value)
+        what = f"names from {', '.join(allowed)}"
+    else:
+        ok = (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        )
+        what = "integers >= 1"
+    if not ok:
+        _fail(path, f"{key!r} must be a non-empty list of choices: {what}. Got {value!r}.")
+    return list(dict.fromkeys(value))
+
+
 def _check_search(path: str, search: Any) -> dict:
     if not isinstance(search, dict):
         _fail(path, f"'search' must be a table of optimizer tables. Got {search!r}.")
@@ -207,6 +266,14 @@ def _check_search(path: str, search: Any) -> dict:
                 checked[key] = _range(path, k, value, low=0, high=0.99999)
             elif key == "epochs":
                 checked[key] = _range(path, k, value, low=1, high=100_000, integer=True)
+            elif key in ("step_size", "warmup_epochs"):
+                checked[key] = _range(
+                    path, k, value, low=0 if key == "warmup_epochs" else 1, high=100_000, integer=True
+                )
+            elif key == "gamma":
+                checked[key] = _range(path, k, value, low=1e-9, high=1e9)
+            elif key in ("schedule", "activation", "hidden"):
+                checked[key] = _choices(path, k, value, key)
             elif key == "nesterov":
                 if not (isinstance(value, list) and value and all(isinstance(v, bool) for v in value)):
                     _fail(path, f"{k!r} must be a list of true/false choices. Got {value!r}.")
@@ -260,7 +327,12 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
         _fail(path, "'datasets' is required: a list of dataset names (see `logreg datasets`).")
     kw: dict[str, Any] = {"name": raw["name"].strip(), "path": path}
     kw["datasets"] = _names(path, "datasets", raw["datasets"], None, check=check_dataset_name)
-    for key, allowed in (("impls", IMPL_NAMES), ("optimizers", OPTIMIZER_NAMES), ("devices", DEVICE_NAMES)):
+    for key, allowed in (
+        ("models", MODEL_NAMES),
+        ("impls", IMPL_NAMES),
+        ("optimizers", OPTIMIZER_NAMES),
+        ("devices", DEVICE_NAMES),
+    ):
         if key in raw:
             kw[key] = _names(path, key, raw[key], allowed)
     for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1)):
@@ -288,9 +360,33 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     if "search" in raw:
         kw["search"] = _check_search(path, raw["search"])
     exp = Experiment(**kw)
+    _check_models(path, exp)
     if not exp.cells():
         _fail(path, "No cell to run: the numpy implementation runs on the CPU only. Add device 'cpu'.")
     return exp
+
+
+def _check_models(path: str, exp: Experiment) -> None:
+    """Every dataset suits one of the models; the objective exists for every model; warm-ups fit."""
+    for d in exp.datasets:
+        if not any(suits(d, m) for m in exp.models):
+            fix = "add 'linear' to models" if suits(d, "linear") else "add 'logistic' or 'mlp' to models"
+            _fail(path, f"Dataset {d!r} suits none of models {list(exp.models)}: {fix}, or drop the dataset.")
+    linear = any(c.model == "linear" for c in exp.cells())
+    classifier = any(c.model != "linear" for c in exp.cells())
+    if exp.objective == "val_accuracy" and linear:
+        _fail(path, "objective 'val_accuracy' does not apply to model 'linear'. Use val_loss or val_r2.")
+    if exp.objective == "val_r2" and classifier:
+        _fail(path, "objective 'val_r2' applies to model 'linear' only. Use val_loss or val_accuracy.")
+    for opt, space in exp.search.items():
+        if "warmup_epochs" in space:
+            epochs = space["epochs"][0] if "epochs" in space else exp.epochs
+            if space["warmup_epochs"][1] >= epochs:
+                _fail(
+                    path,
+                    f"'search.{opt}.warmup_epochs' must stay below epochs ({epochs}). "
+                    f"Got {space['warmup_epochs']!r}.",
+                )
 
 
 def load_experiment(path: str | Path) -> Experiment:

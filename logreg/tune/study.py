@@ -1,7 +1,8 @@
 """Optuna studies: one per cell, its sampler and pruner, its trials.
 
-One study per cell (dataset x impl x optimizer x device), named
-`<experiment>/<dataset>/<impl>/<optimizer>/<device>`. Each trial is one
+One study per cell (dataset x model x impl x optimizer x device), named
+`<experiment>/<dataset>/<impl>/<optimizer>/<device>` (logistic) or
+`<experiment>/<dataset>/<model>/<impl>/<optimizer>/<device>` (mlp, linear). Each trial is one
 `train(config)`; its MLflow child run is written by the Tracker.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from logreg.config import TrainConfig
 from logreg.errors import LogregError
-from logreg.tune.experiment import Experiment
+from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.proxy import fail_long_running_trials, is_proxy
 from logreg.tune.storage import import_optuna, storage_errors
 
@@ -67,7 +68,7 @@ def open_study(exp: Experiment, cell, storage):
 
 def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
     """The TrainConfig of a trial: the cell, the experiment's settings and the sampled values."""
-    dataset, impl, optimizer, device = cell
+    dataset, impl, optimizer, device, model = Cell(*cell)
     space = exp.search_space(optimizer)
     kw: dict[str, Any] = {"lr": trial.suggest_float("lr", *space["lr"], log=True)}
     if optimizer == "momentum":
@@ -85,8 +86,15 @@ def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
         choice = trial.suggest_categorical("batch_size", space["batch_size"])
         kw["batch_size"] = None if choice == "full" else choice
     kw["epochs"] = trial.suggest_int("epochs", *space["epochs"]) if "epochs" in space else exp.epochs
+    kw.update(_suggest_schedule(trial, space))
+    if model == "mlp":
+        if "hidden" in space:
+            kw["hidden"] = trial.suggest_categorical("hidden", space["hidden"])
+        if "activation" in space:
+            kw["activation"] = trial.suggest_categorical("activation", space["activation"])
     return TrainConfig(
         dataset=dataset,
+        model=model,
         impl=impl,
         optimizer=optimizer,
         device=device,
@@ -95,6 +103,21 @@ def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
         eval_every=exp.eval_every,
         **kw,
     )
+
+
+def _suggest_schedule(trial, space: dict[str, Any]) -> dict[str, Any]:
+    """The schedule and its parameters; gamma / step_size only when the drawn schedule uses them."""
+    kw: dict[str, Any] = {}
+    if "schedule" in space:
+        kw["schedule"] = trial.suggest_categorical("schedule", space["schedule"])
+    schedule = kw.get("schedule", "constant")
+    if "gamma" in space and schedule in ("step", "exponential"):
+        kw["gamma"] = trial.suggest_float("gamma", *space["gamma"])
+    if "step_size" in space and schedule == "step":
+        kw["step_size"] = trial.suggest_int("step_size", *space["step_size"])
+    if "warmup_epochs" in space:
+        kw["warmup_epochs"] = trial.suggest_int("warmup_epochs", *space["warmup_epochs"])
+    return kw
 
 
 def storage_of(study):
