@@ -548,7 +548,8 @@ def test_eight_workers_on_one_postgresql_study(tmp_path, make_pg_database, kill_
     # 200 trials of one study shared by 8 worker processes (mostly waiting, on 2 cores), both stores
     # on PostgreSQL. With one worker SIGKILLed mid-trial, heartbeats fail its trial, a live worker
     # retries it, and the count is still exact.
-    template = SLOW.replace("epochs = 600", "epochs = 300") if kill_one else FAST.replace('optimizers = ["sgd", "adam"]', 'optimizers = ["adam"]')
+    one_cell = FAST.replace('optimizers = ["sgd", "adam"]', 'optimizers = ["adam"]')
+    template = SLOW.replace("epochs = 600", "epochs = 300") if kill_one else one_cell
     exp = _write(tmp_path, template, "eight", n_trials=24 if kill_one else 200)
     storage = sqlalchemy_url(make_pg_database())
     uri = sqlalchemy_url(make_pg_database())
