@@ -62,6 +62,20 @@ def server(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def proxy(session: nox.Session) -> None:
+    """Optuna's gRPC storage proxy in front of an RDB: `nox -s proxy -- --storage URL [--port N]`."""
+    install_project(session)
+    session.run("logreg", "storage-proxy", *session.posargs)
+
+
+@nox.session(default=False)
+def scale(session: nox.Session) -> None:
+    """Database cost per trial (direct vs proxy) and MLflow logging throughput at 1-8 workers."""
+    install_project(session)
+    session.run("python", "tests/benchmarks/scale.py", *session.posargs)
+
+
+@nox.session(default=False)
 def overhead(session: nox.Session) -> None:
     """Tracking + storage overhead of a sweep vs tracking off vs the stock MLflowCallback pattern."""
     install_project(session, "test")
