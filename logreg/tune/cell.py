@@ -132,7 +132,7 @@ class CellTracking:
                 "impl": impl,
                 "optimizer": optimizer,
                 "device": device,
-                "n_trials": self.exp.n_trials,
+                "n_trials": self.exp.trials_per_cell(optimizer),
                 "objective": self.exp.objective,
                 "epochs": self.exp.epochs,
                 "seed": self.exp.seed,
