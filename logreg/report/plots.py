@@ -92,3 +92,65 @@ def decision_boundary(result, title: str, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _fitted_1d(result, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
+    """The fitted curves at raw inputs x: (values (n, curves), curve labels, y-axis label).
+
+    A classifier gives P(y = k | x): class 1 for a binary problem, every class otherwise. (A
+    regression model would return its fitted line here, with the target's name as the label.)
+    """
+    proba = result.predict_proba(x[:, None])
+    names = list(result.split.class_names)
+    if proba.shape[1] == 2:
+        return proba[:, 1:], [f"P(y = {names[1]} | x)"], f"P(y = {names[1]})"
+    return proba, [f"P(y = {c} | x)" for c in names], "P(class)"
+
+
+def fitted_curve(result, title: str, path: Path) -> Path:
+    """For a dataset with one feature: the fitted P(y = 1 | x) curve over the data points, raw units."""
+    plt = _plt()
+    split = result.split
+    parts = [("train", split.X_train, split.y_train, "o"), ("test", split.X_test, split.y_test, "x")]
+    raw = {name: X[:, 0] * split.scale[0] + split.mean[0] for name, X, _, _ in parts}
+    probe = split.metadata.get("probe")
+    probe_x = [probe.x[0]] if probe is not None and probe.metric in result.metrics else []
+    lo = min([v.min() for v in raw.values()] + probe_x)
+    hi = max([v.max() for v in raw.values()] + probe_x)
+    pad = 0.1 * (hi - lo) if hi > lo else 1.0
+    x = np.linspace(lo - pad, hi + pad, 300)
+    values, labels, ylabel = _fitted_1d(result, x)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j, label in enumerate(labels):
+        ax.plot(x, values[:, j], color=f"C{j}", lw=2, label=label)
+    binary = values.shape[1] == 1
+    for name, _, y, marker in parts:
+        # Classes at their index (0 / 1 for a binary problem): the curve is their probability.
+        ax.scatter(raw[name], y, marker=marker, color="k" if binary else None, s=30, label=f"{name} data")
+    if probe_x:
+        ax.plot([probe.x[0]], [result.metrics[probe.metric]], "s", color="C3", label=probe.label)
+    ax.axhline(0.5, color="0.8", lw=0.8, zorder=0)
+    ax.set(xlabel=split.feature_names[0], ylabel=ylabel, title=title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def fit_plot_problem(split) -> str | None:
+    """Why `fit_plot` cannot draw this split, or None when it can (one feature, or two and binary)."""
+    if split.n_features == 1 or (split.n_features == 2 and split.n_classes == 2):
+        return None
+    return (
+        f"--plot draws datasets with one feature (the fitted curve) or two features and two classes "
+        f"(the decision boundary); {split.name} has {split.n_features} features and "
+        f"{split.n_classes} classes. Drop --plot, or pick e.g. --dataset hours or blobs."
+    )
+
+
+def fit_plot(result, title: str, path: Path) -> Path:
+    """The fitted curve (one feature) or the decision boundary (two features, binary)."""
+    if result.split.n_features == 1:
+        return fitted_curve(result, title, Path(path))
+    return decision_boundary(result, title, Path(path))

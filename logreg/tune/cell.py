@@ -232,6 +232,12 @@ class CellTracking:
                             result, f"{title}, trial {best.number}", out / "best_decision_boundary.png"
                         )
                     )
+                if result.split.n_features == 1:
+                    files.append(
+                        figures.fitted_curve(
+                            result, f"{title}, trial {best.number}", out / "best_fitted_curve.png"
+                        )
+                    )
             for f in files:
                 self.tracker.log_artifact(self.parent, f, "plots")
         self.tracker.end_run(self.parent, "FINISHED")
