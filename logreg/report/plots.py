@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,33 @@ def fit_plot(result, title: str, path: Path) -> Path:
     if result.split.n_features == 1:
         return fitted_curve(result, title, Path(path))
     return decision_boundary(result, title, Path(path))
+
+
+def sampler_comparison(
+    bands: dict[str, dict[str, np.ndarray]], title: str, path: Path, log_y: bool = True
+) -> Path:
+    """One panel per cell: each sampler's median best-so-far against trials, 10-90 % band shaded.
+
+    `bands[cell][sampler]` is (3, n_trials): the 10th percentile, median and 90th percentile.
+    """
+    plt = _plt()
+    cells = list(bands)
+    ncols = min(3, len(cells))
+    nrows = math.ceil(len(cells) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        for j, (sampler, q) in enumerate(bands[cell].items()):
+            x = np.arange(1, q.shape[1] + 1)
+            ax.plot(x, q[1], color=f"C{j}", lw=1.6, label=sampler)
+            ax.fill_between(x, q[0], q[2], color=f"C{j}", alpha=0.15, lw=0)
+        ax.set(title=cell, xlabel="trial", ylabel="best so far")
+        if log_y:
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
