@@ -204,7 +204,7 @@ def _fmt(q: np.ndarray) -> str:
     low, mid, high = q
     if np.isnan(mid):
         return "-"
-    return f"{mid:.4f} ({low:.4f}-{high:.4f})"
+    return f"{mid:.4g} ({low:.4g}-{high:.4g})"
 
 
 def to_markdown(comp: SamplerComparison, command: str = "") -> str:
@@ -262,7 +262,7 @@ def write_comparison(comp: SamplerComparison, out: Path, command: str = "") -> d
     bands = {cell: {s: comp.bands(cell, s) for s in comp.samplers} for cell in comp.cells()}
     png = figures.sampler_comparison(
         bands,
-        f"{name}: best {comp.experiment.objective} so far, median and 10-90 % over {comp.seeds} seeds",
+        f"{name}: best {comp.experiment.objective} so far\nmedian and 10-90 % over {comp.seeds} sampler seeds",
         out / f"{name}.png",
         log_y=comp.experiment.objective == "val_loss",
     )
