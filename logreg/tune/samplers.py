@@ -262,7 +262,8 @@ def write_comparison(comp: SamplerComparison, out: Path, command: str = "") -> d
     bands = {cell: {s: comp.bands(cell, s) for s in comp.samplers} for cell in comp.cells()}
     png = figures.sampler_comparison(
         bands,
-        f"{name}: best {comp.experiment.objective} so far\nmedian and 10-90 % over {comp.seeds} sampler seeds",
+        f"{name}: best {comp.experiment.objective} so far\n"
+        f"median and 10-90 % over {comp.seeds} sampler seeds",
         out / f"{name}.png",
         log_y=comp.experiment.objective == "val_loss",
     )
