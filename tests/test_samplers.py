@@ -238,3 +238,11 @@ def test_samplers_command_bad_input_exits_2(tmp_path, run_cli, argv, match):
     assert status == 2 and err.count("\n") == 1
     assert match in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_gp_without_gpsampler_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.delattr(optuna.samplers, "GPSampler")
+    with pytest.raises(
+        LogregError, match="The 'gp' sampler needs an Optuna with GPSampler .* Use sampler 'tpe'"
+    ):
+        _exp(tmp_path, sampler="gp")

@@ -141,3 +141,26 @@ def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
     assert curve[:, 0].min() < 1 and curve[:, 0].max() > 4  # the data and the 4-hour probe
     expected = result.predict_proba(curve[:, :1])[:, 1]
     assert curve[:, 1] == pytest.approx(expected)
+
+
+def test_the_sweep_logs_the_fitted_curve_of_a_one_feature_dataset(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from logreg.tune import SweepOptions, run_sweep, validate
+
+    raw = {"name": "curve", "datasets": ["hours", "blobs"], "impls": ["numpy"], "optimizers": ["adam"]}
+    exp = validate({**raw, "n_trials": 2, "epochs": 10, "pruner": {"name": "none"}}, str(tmp_path / "c.toml"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    opts = SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, results_dir=None)
+    run_sweep(exp, opts)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("sweep/curve")
+    parents = client.search_runs([experiment.experiment_id], "tags.`logreg.run_kind` = 'study'")
+    plots = {
+        run.data.tags["logreg.study"].split("/")[1]: {
+            a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "plots")
+        }
+        for run in parents
+    }
+    assert "best_fitted_curve.png" in plots["hours"] and "best_decision_boundary.png" not in plots["hours"]
+    assert "best_decision_boundary.png" in plots["blobs"] and "best_fitted_curve.png" not in plots["blobs"]
