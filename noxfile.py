@@ -43,6 +43,18 @@ def sweep(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def samplers(session: nox.Session) -> None:
+    """Compare Optuna samplers on experiments/samplers.toml (or a .toml given first) into results/samplers/.
+
+    `nox -s samplers -- --samplers random,tpe --seeds 3` passes arguments to `logreg samplers`.
+    """
+    install_project(session)
+    args = list(session.posargs)
+    experiment = args.pop(0) if args and args[0].endswith(".toml") else "experiments/samplers.toml"
+    session.run("logreg", "samplers", experiment, *args)
+
+
+@nox.session(default=False)
 def ui(session: nox.Session) -> None:
     """Open the MLflow UI on 127.0.0.1 over the sweep's store ($MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."""
     install_project(session)

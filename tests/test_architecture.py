@@ -130,7 +130,9 @@ def _parser_flags(command: str) -> set[str]:
     return flags
 
 
-@pytest.mark.parametrize("command", ["train", "sweep", "worker", "throughput", "compare", "server"])
+@pytest.mark.parametrize(
+    "command", ["train", "sweep", "worker", "samplers", "throughput", "compare", "server", "storage-proxy"]
+)
 def test_readme_usage_lists_exactly_the_parsers_flags(command):
     assert _readme_usage(command) == _parser_flags(command)
 
@@ -143,7 +145,7 @@ def test_train_flags_are_generated_from_every_config_field():
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     expected = {"--" + name.replace("_", "-") for name in fields}
-    expected |= {"--no-nesterov", "--no-standardize", "--save-model", "--json"}
+    expected |= {"--no-nesterov", "--no-standardize", "--save-model", "--plot", "--quiet", "--json"}
     assert _parser_flags("train") == expected
     assert set(field_docs()) == fields  # every field has the docstring that becomes its help
 

@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from logreg.cli import bench, proxy, report, server, sweep, train
+from logreg.cli import bench, proxy, report, samplers, server, sweep, train
 from logreg.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Parser
 from logreg.errors import LogregError
 
-COMMAND_GROUPS = (train, sweep, bench, report, server, proxy)
+COMMAND_GROUPS = (train, sweep, samplers, bench, report, server, proxy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,11 +8,13 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import sys
 import textwrap
 
 from logreg.cli.common import EXIT_DIVERGED, json_safe
 from logreg.config import TrainConfig
+from logreg.errors import LogregError
 
 # Field type (as written in config.py) -> argparse keyword arguments.
 _TYPES = {
@@ -78,20 +80,30 @@ def add_parser(sub) -> None:
         metavar="PATH",
         help="write the trained model (a torch state dict; load with logreg.load_model)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write a PNG: the fitted P(y=1 | x) curve over the data (one feature) or the decision "
+        "boundary (two features, two classes)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no line per evaluation point while training")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (no progress lines)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("datasets", help="list the built-in datasets")
     p.add_argument("--json", action="store_true", help="print one JSON list on stdout")
     p.set_defaults(func=cmd_datasets)
 
 
-def _print_result(result, config: TrainConfig) -> None:
+def _print_result(result, config: TrainConfig, header: bool = True) -> None:
     m, t = result.metrics, result.timings
     model = "" if config.model == "logistic" else f"{config.model} "
-    print(
-        f"{result.split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
-        f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows"
-    )
+    if header:
+        print(
+            f"{result.split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
+            f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows"
+        )
+    else:
+        print(f"after {t['epochs_run']} epochs:")
     for part in ("train", "val", "test"):
         if part + "_r2" in m:  # model linear: the loss is the MSE
             mse, rmse, r2 = (m[f"{part}_{k}"] for k in ("mse", "rmse", "r2"))
@@ -110,25 +122,105 @@ def _print_result(result, config: TrainConfig) -> None:
         print(f"  {probe.label} = {m[probe.metric]:.4f}")
 
 
+# At most about this many progress lines: every k-th evaluation point (and the last) is printed.
+PROGRESS_LINES = 10
+# The progress bar (stderr, a terminal only) appears once a run has taken this long.
+BAR_DELAY_S = 2.0
+
+
+class TrainingOutput:
+    """What `logreg train` shows while training: progress lines on stdout, a bar on stderr.
+
+    A line per evaluation point, as the tutorials print (every k-th point when there are more
+    than PROGRESS_LINES, and the last); the bar only when stderr is a terminal and the run
+    lasts longer than BAR_DELAY_S. `lines=False` (--quiet, --json) prints no line.
+    """
+
+    def __init__(self, config: TrainConfig, lines: bool):
+        points = math.ceil(config.epochs / config.eval_every)
+        self.every = max(1, math.ceil(points / PROGRESS_LINES))
+        self.config, self.lines, self.seen, self.bar = config, lines, 0, None
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=config.epochs, unit="epoch", delay=BAR_DELAY_S, leave=False, file=sys.stderr
+            )
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.seen += 1
+        if self.bar is not None:
+            self.bar.update(epoch - self.bar.n)
+        if self.lines and (self.seen % self.every == 0 or epoch == self.config.epochs):
+            line = progress_line(epoch, self.config.epochs, metrics)
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stdout)
+            else:
+                print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def progress_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
+    """`epoch  10/100  train loss 0.3521  val loss 0.3688  val accuracy 0.9250  lr 0.05`."""
+    width = len(str(epochs))
+    parts = [f"epoch {epoch:>{width}d}/{epochs}"]
+    for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_r2", "val_r2", "lr"):
+        if key in metrics:
+            parts.append(
+                f"{key.replace('_', ' ')} {metrics[key]:.4g}"
+                if key == "lr"
+                else f"{key.replace('_', ' ')} {metrics[key]:.4f}"
+            )
+    return "  ".join(parts)
+
+
 def cmd_train(args) -> int:
     import numpy as np
 
+    from logreg.data import load_split
     from logreg.model import check_model_path, save_model
     from logreg.train import train
 
     config = config_from_args(args)
     if args.save_model:
         check_model_path(args.save_model)
+    split = load_split(config)
+    if args.plot:
+        from logreg.report.plots import fit_plot_problem
+
+        problem = fit_plot_problem(split)
+        if problem:
+            raise LogregError(problem)
+    if not (args.quiet or args.json):
+        model = "" if config.model == "logistic" else f"{config.model} "
+        print(
+            f"{split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
+            f"{config.resolved_device}, {config.epochs} epochs, {len(split.y_train)} training rows"
+        )
+    output = TrainingOutput(config, lines=not (args.quiet or args.json))
     # A diverging run is reported below as one line (exit 3); NumPy's overflow
     # warnings on the way there would only add lines to stderr.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        result = train(config)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = train(config, split=split, on_eval=output)
+    finally:
+        output.close()
     if args.save_model and not result.diverged:
         save_model(result, args.save_model)
+    if args.plot and not result.diverged:
+        from logreg.report.plots import fit_plot
+
+        title = f"{split.name}: {config.impl} + {config.optimizer}, {result.timings['epochs_run']} epochs"
+        fit_plot(result, title, args.plot)
     if args.json:
         print(json.dumps(json_safe(result.to_dict())))
     else:
-        _print_result(result, config)
+        _print_result(result, config, header=args.quiet)
+        if args.plot and not result.diverged:
+            print(f"  plot written to {args.plot}")
     if result.diverged:
         print(f"logreg: {result.message}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,98 @@ def decision_boundary(result, title: str, path: Path) -> Path:
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", s=8, edgecolors="none")
     fig.colorbar(cs, ax=ax, label="P(class 1)")
     ax.set(xlabel=split.feature_names[0], ylabel=split.feature_names[1], title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _fitted_1d(result, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
+    """The fitted curves at raw inputs x: (values (n, curves), curve labels, y-axis label).
+
+    A classifier gives P(y = k | x): class 1 for a binary problem, every class otherwise. (A
+    regression model would return its fitted line here, with the target's name as the label.)
+    """
+    proba = result.predict_proba(x[:, None])
+    names = list(result.split.class_names)
+    if proba.shape[1] == 2:
+        return proba[:, 1:], [f"P(y = {names[1]} | x)"], f"P(y = {names[1]})"
+    return proba, [f"P(y = {c} | x)" for c in names], "P(class)"
+
+
+def fitted_curve(result, title: str, path: Path) -> Path:
+    """For a dataset with one feature: the fitted P(y = 1 | x) curve over the data points, raw units."""
+    plt = _plt()
+    split = result.split
+    parts = [("train", split.X_train, split.y_train, "o"), ("test", split.X_test, split.y_test, "x")]
+    raw = {name: X[:, 0] * split.scale[0] + split.mean[0] for name, X, _, _ in parts}
+    probe = split.metadata.get("probe")
+    probe_x = [probe.x[0]] if probe is not None and probe.metric in result.metrics else []
+    lo = min([v.min() for v in raw.values()] + probe_x)
+    hi = max([v.max() for v in raw.values()] + probe_x)
+    pad = 0.1 * (hi - lo) if hi > lo else 1.0
+    x = np.linspace(lo - pad, hi + pad, 300)
+    values, labels, ylabel = _fitted_1d(result, x)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j, label in enumerate(labels):
+        ax.plot(x, values[:, j], color=f"C{j}", lw=2, label=label)
+    binary = values.shape[1] == 1
+    for name, _, y, marker in parts:
+        # Classes at their index (0 / 1 for a binary problem): the curve is their probability.
+        ax.scatter(raw[name], y, marker=marker, color="k" if binary else None, s=30, label=f"{name} data")
+    if probe_x:
+        ax.plot([probe.x[0]], [result.metrics[probe.metric]], "s", color="C3", label=probe.label)
+    ax.axhline(0.5, color="0.8", lw=0.8, zorder=0)
+    ax.set(xlabel=split.feature_names[0], ylabel=ylabel, title=title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def fit_plot_problem(split) -> str | None:
+    """Why `fit_plot` cannot draw this split, or None when it can (one feature, or two and binary)."""
+    if split.n_features == 1 or (split.n_features == 2 and split.n_classes == 2):
+        return None
+    return (
+        f"--plot draws datasets with one feature (the fitted curve) or two features and two classes "
+        f"(the decision boundary); {split.name} has {split.n_features} features and "
+        f"{split.n_classes} classes. Drop --plot, or pick e.g. --dataset hours or blobs."
+    )
+
+
+def fit_plot(result, title: str, path: Path) -> Path:
+    """The fitted curve (one feature) or the decision boundary (two features, binary)."""
+    if result.split.n_features == 1:
+        return fitted_curve(result, title, Path(path))
+    return decision_boundary(result, title, Path(path))
+
+
+def sampler_comparison(
+    bands: dict[str, dict[str, np.ndarray]], title: str, path: Path, log_y: bool = True
+) -> Path:
+    """One panel per cell: each sampler's median best-so-far against trials, 10-90 % band shaded.
+
+    `bands[cell][sampler]` is (3, n_trials): the 10th percentile, median and 90th percentile.
+    """
+    plt = _plt()
+    cells = list(bands)
+    ncols = min(3, len(cells))
+    nrows = math.ceil(len(cells) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        for j, (sampler, q) in enumerate(bands[cell].items()):
+            x = np.arange(1, q.shape[1] + 1)
+            ax.plot(x, q[1], color=f"C{j}", lw=1.6, label=sampler)
+            ax.fill_between(x, q[0], q[2], color=f"C{j}", alpha=0.15, lw=0)
+        ax.set(title=cell, xlabel="trial", ylabel="best so far")
+        if log_y:
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

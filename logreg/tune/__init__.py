@@ -6,6 +6,7 @@ study       one study per cell: sampler, pruner, trials
 cell        the MLflow side of a study: parent run, trial runs, stale-run repair
 sweep       run_sweep (here or N workers) and run_worker
 summary     best trial per cell beside scikit-learn
+samplers    the sampler comparison (grid, random, qmc, tpe, gp) over seeds
 progress    the progress bar
 """
 

@@ -137,7 +137,7 @@ class CellTracking:
                 "impl": impl,
                 "optimizer": optimizer,
                 "device": device,
-                "n_trials": self.exp.n_trials,
+                "n_trials": self.exp.trials_per_cell(optimizer),
                 "objective": self.exp.objective,
                 "epochs": self.exp.epochs,
                 "seed": self.exp.seed,
@@ -239,6 +239,12 @@ class CellTracking:
                     files.append(
                         figures.decision_boundary(
                             result, f"{title}, trial {best.number}", out / "best_decision_boundary.png"
+                        )
+                    )
+                if result.split.n_features == 1:
+                    files.append(
+                        figures.fitted_curve(
+                            result, f"{title}, trial {best.number}", out / "best_fitted_curve.png"
                         )
                     )
             for f in files:

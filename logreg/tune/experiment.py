@@ -14,8 +14,9 @@ objective = "val_loss"           # val_loss (minimised), val_accuracy or val_r2 
 eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
 dtype = "float32"
 
-[sampler]                        # name: tpe or random
+[sampler]                        # name: tpe, random, qmc, gp or grid (see below)
 name = "tpe"
+n_startup_trials = 5             # tpe and gp only: random trials before the model takes over
 [pruner]                         # name: median, hyperband or none
 name = "median"
 n_startup_trials = 3             # median only
@@ -36,10 +37,17 @@ step_size = [5, 30]              # step schedule: epochs between decays (integer
 warmup_epochs = [0, 5]           # linear warm-up epochs (integers; high < epochs)
 hidden = [8, 32]                 # mlp cells only: choices of hidden units
 activation = ["relu", "tanh"]    # mlp cells only: choices of activation
+
+With `[sampler] name = "grid"`, every list in [search.<optimizer>] holds the explicit points to
+try, e.g. `lr = [1e-3, 1e-2, 1e-1, 1]`, `batch_size = ["full", 128]`; an optimizer without a
+table gets `lr = [1e-3, 1e-2, 1e-1, 1]`. Each cell runs its whole grid (every combination) once
+and stops: a grid larger than n_trials is an error (it would not fit), a smaller one ends the
+cell early. The other samplers read the same keys as [low, high] ranges (or choices).
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,7 +68,14 @@ from logreg.errors import LogregError
 from logreg.validation import Interval, ListOf, Options, check_param
 
 OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize", "val_r2": "maximize"}
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("tpe", "random", "qmc", "gp", "grid")
+SAMPLER_KEYS = {
+    "tpe": ("n_startup_trials",),
+    "gp": ("n_startup_trials",),
+    "random": (),
+    "qmc": (),
+    "grid": (),
+}
 PRUNERS = ("median", "hyperband", "none")
 TOP_KEYS = (
     "name",
@@ -90,6 +105,19 @@ DEFAULT_SEARCH: dict[str, dict[str, Any]] = {
     "sgd": {"lr": [1e-3, 3.0]},
     "momentum": {"lr": [1e-4, 1.0], "momentum": [0.5, 0.99]},
     "adam": {"lr": [1e-4, 0.5]},
+}
+DEFAULT_GRID_LR = [1e-3, 1e-2, 1e-1, 1.0]
+# Keys searched over a numeric range: [low, high], or a grid's explicit points within the bounds.
+RANGES: dict[str, dict[str, Any]] = {
+    "lr": {"low": 0, "high": 1e9, "log": True},
+    "weight_decay": {"low": 0, "high": 10, "log": True},
+    "momentum": {"low": 0, "high": 0.99999},
+    "beta1": {"low": 0, "high": 0.99999},
+    "beta2": {"low": 0, "high": 0.99999},
+    "epochs": {"low": 1, "high": 100_000, "integer": True},
+    "step_size": {"low": 1, "high": 100_000, "integer": True},
+    "warmup_epochs": {"low": 0, "high": 100_000, "integer": True},
+    "gamma": {"low": 1e-9, "high": 1e9},
 }
 
 
@@ -157,8 +185,23 @@ class Experiment:
         model = () if cell.model == "logistic" else (cell.model,)
         return "/".join((self.name, cell.dataset, *model, cell.impl, cell.optimizer, cell.device))
 
+    @property
+    def grid(self) -> bool:
+        """Whether the search tables hold a grid's explicit points (sampler 'grid')."""
+        return self.sampler["name"] == "grid"
+
     def search_space(self, optimizer: str) -> dict[str, Any]:
-        return self.search.get(optimizer, DEFAULT_SEARCH[optimizer])
+        if optimizer in self.search:
+            return self.search[optimizer]
+        return {"lr": list(DEFAULT_GRID_LR)} if self.grid else DEFAULT_SEARCH[optimizer]
+
+    def grid_size(self, optimizer: str) -> int:
+        """Points in the optimizer's grid (every combination); 0 unless the sampler is grid."""
+        return math.prod(len(v) for v in self.search_space(optimizer).values()) if self.grid else 0
+
+    def trials_per_cell(self, optimizer: str) -> int:
+        """Finished trials a cell runs: n_trials, or its whole grid (which fits in n_trials)."""
+        return self.grid_size(optimizer) or self.n_trials
 
     def override(self, **changes: Any) -> Experiment:
         """Command-line values override the file's; validated again."""
@@ -244,7 +287,27 @@ def _choices(path: str, key: str, value: Any, kind: str) -> list:
     return list(dict.fromkeys(value))
 
 
-def _check_search(path: str, search: Any) -> dict:
+def _points(path, key, value, *, low, high, log=False, integer=False) -> list:
+    """A grid's explicit points: a non-empty list of distinct numbers within the key's bounds."""
+    ok = (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and len(set(value)) == len(value)
+        and all(low <= v <= high and (not log or v > 0) for v in value)
+        and (not integer or all(isinstance(v, int) for v in value))
+    )
+    if not ok:
+        kind = "integers" if integer else "numbers"
+        _fail(
+            path,
+            f"{key!r} must be a grid: a list of distinct {kind} with {low} {'<' if log else '<='} "
+            f"point <= {high}, e.g. [1e-3, 1e-2, 1e-1]. Got {value!r}.",
+        )
+    return list(value)
+
+
+def _check_search(path: str, search: Any, grid: bool = False) -> dict:
     if not isinstance(search, dict):
         _fail(path, f"'search' must be a table of optimizer tables. Got {search!r}.")
     out = {}
@@ -258,20 +321,8 @@ def _check_search(path: str, search: Any) -> dict:
             k = f"search.{opt}.{key}"
             if key not in SEARCH_KEYS[opt]:
                 _fail(path, f"Unknown key {k!r}. Allowed keys for {opt}: {', '.join(SEARCH_KEYS[opt])}.")
-            if key == "lr":
-                checked[key] = _range(path, k, value, low=0, high=1e9, log=True)
-            elif key == "weight_decay":
-                checked[key] = _range(path, k, value, low=0, high=10, log=True)
-            elif key in ("momentum", "beta1", "beta2"):
-                checked[key] = _range(path, k, value, low=0, high=0.99999)
-            elif key == "epochs":
-                checked[key] = _range(path, k, value, low=1, high=100_000, integer=True)
-            elif key in ("step_size", "warmup_epochs"):
-                checked[key] = _range(
-                    path, k, value, low=0 if key == "warmup_epochs" else 1, high=100_000, integer=True
-                )
-            elif key == "gamma":
-                checked[key] = _range(path, k, value, low=1e-9, high=1e9)
+            if key in RANGES:
+                checked[key] = (_points if grid else _range)(path, k, value, **RANGES[key])
             elif key in ("schedule", "activation", "hidden"):
                 checked[key] = _choices(path, k, value, key)
             elif key == "nesterov":
@@ -290,7 +341,7 @@ def _check_search(path: str, search: Any) -> dict:
                     _fail(path, f'{k!r} must be a list of choices: "full" or integers >= 1. Got {value!r}.')
                 checked[key] = list(value)
         if "lr" not in checked:
-            checked["lr"] = DEFAULT_SEARCH[opt]["lr"]
+            checked["lr"] = list(DEFAULT_GRID_LR) if grid else DEFAULT_SEARCH[opt]["lr"]
         out[opt] = checked
     return out
 
@@ -342,9 +393,7 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
         if key in raw:
             kw[key] = _check(path, key, raw[key], Options(allowed))
     if "sampler" in raw:
-        kw["sampler"] = _check_table(
-            path, "sampler", raw["sampler"], SAMPLERS, {"tpe": ("n_startup_trials",), "random": ()}
-        )
+        kw["sampler"] = _check_table(path, "sampler", raw["sampler"], SAMPLERS, SAMPLER_KEYS)
     if "pruner" in raw:
         kw["pruner"] = _check_table(
             path,
@@ -358,11 +407,12 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
             },
         )
     if "search" in raw:
-        kw["search"] = _check_search(path, raw["search"])
+        kw["search"] = _check_search(path, raw["search"], grid=kw.get("sampler", {}).get("name") == "grid")
     exp = Experiment(**kw)
     _check_models(path, exp)
     if not exp.cells():
         _fail(path, "No cell to run: the numpy implementation runs on the CPU only. Add device 'cpu'.")
+    _check_grid_fits(exp)
     return exp
 
 
@@ -387,6 +437,29 @@ def _check_models(path: str, exp: Experiment) -> None:
                     f"'search.{opt}.warmup_epochs' must stay below epochs ({epochs}). "
                     f"Got {space['warmup_epochs']!r}.",
                 )
+
+
+def _check_grid_fits(exp: Experiment) -> None:
+    """A grid runs whole: one larger than n_trials is an error; the gp sampler needs GPSampler."""
+    for opt in exp.optimizers if exp.grid else ():
+        size = exp.grid_size(opt)
+        if size > exp.n_trials:
+            dims = " x ".join(f"{k} {len(v)}" for k, v in exp.search_space(opt).items())
+            _fail(
+                exp.path,
+                f"The grid of [search.{opt}] has {size} points ({dims}) but n_trials is "
+                f"{exp.n_trials}. Set n_trials = {size} (a grid runs whole) or remove points.",
+            )
+    if exp.sampler["name"] == "gp":
+        from logreg.tune.storage import import_optuna
+
+        optuna = import_optuna()
+        if not hasattr(optuna.samplers, "GPSampler"):
+            _fail(
+                exp.path,
+                f"The 'gp' sampler needs an Optuna with GPSampler (3.6 or later); this one is "
+                f"{optuna.__version__}. Use sampler 'tpe' or upgrade optuna.",
+            )
 
 
 def load_experiment(path: str | Path) -> Experiment:

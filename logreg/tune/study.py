@@ -27,12 +27,26 @@ def _cell_seed(exp: Experiment, study_name: str) -> int:
     return (exp.seed * 1_000_003 + zlib.crc32(study_name.encode())) % 2**31
 
 
-def make_sampler(exp: Experiment, study_name: str):
+def make_sampler(exp: Experiment, study_name: str, optimizer: str | None = None):
+    """The cell's sampler, seeded from the experiment's seed and the study name.
+
+    `grid` needs the cell's optimizer (its search table is the grid); the grid's order is
+    shuffled with the seed.
+    """
     optuna = import_optuna()
     seed = _cell_seed(exp, study_name)
-    if exp.sampler["name"] == "random":
+    name = exp.sampler["name"]
+    startup = exp.sampler.get("n_startup_trials", 5)
+    if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=exp.sampler.get("n_startup_trials", 5))
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    if name == "grid":
+        optimizer = optimizer or study_name.split("/")[-2]  # <...>/<optimizer>/<device>
+        return optuna.samplers.GridSampler(exp.search_space(optimizer), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def make_pruner(exp: Experiment):
@@ -60,7 +74,7 @@ def open_study(exp: Experiment, cell, storage):
             storage=storage,
             study_name=name,
             direction=exp.direction,
-            sampler=make_sampler(exp, name),
+            sampler=make_sampler(exp, name, cell[2]),
             pruner=make_pruner(exp),
             load_if_exists=True,
         )
@@ -70,22 +84,22 @@ def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
     """The TrainConfig of a trial: the cell, the experiment's settings and the sampled values."""
     dataset, impl, optimizer, device, model = Cell(*cell)
     space = exp.search_space(optimizer)
-    kw: dict[str, Any] = {"lr": trial.suggest_float("lr", *space["lr"], log=True)}
+    kw: dict[str, Any] = {"lr": trial.suggest_float("lr", *_span(space["lr"]), log=True)}
     if optimizer == "momentum":
-        kw["momentum"] = trial.suggest_float("momentum", *space.get("momentum", [0.9, 0.9]))
+        kw["momentum"] = trial.suggest_float("momentum", *_span(space.get("momentum", [0.9])))
         if "nesterov" in space:
             kw["nesterov"] = trial.suggest_categorical("nesterov", space["nesterov"])
     if optimizer == "adam" and ("beta1" in space or "beta2" in space):
         kw["betas"] = (
-            trial.suggest_float("beta1", *space.get("beta1", [0.9, 0.9])),
-            trial.suggest_float("beta2", *space.get("beta2", [0.999, 0.999])),
+            trial.suggest_float("beta1", *_span(space.get("beta1", [0.9]))),
+            trial.suggest_float("beta2", *_span(space.get("beta2", [0.999]))),
         )
     if "weight_decay" in space:
-        kw["weight_decay"] = trial.suggest_float("weight_decay", *space["weight_decay"], log=True)
+        kw["weight_decay"] = trial.suggest_float("weight_decay", *_span(space["weight_decay"]), log=True)
     if "batch_size" in space:
         choice = trial.suggest_categorical("batch_size", space["batch_size"])
         kw["batch_size"] = None if choice == "full" else choice
-    kw["epochs"] = trial.suggest_int("epochs", *space["epochs"]) if "epochs" in space else exp.epochs
+    kw["epochs"] = trial.suggest_int("epochs", *_span(space["epochs"])) if "epochs" in space else exp.epochs
     kw.update(_suggest_schedule(trial, space))
     if model == "mlp":
         if "hidden" in space:
@@ -112,12 +126,21 @@ def _suggest_schedule(trial, space: dict[str, Any]) -> dict[str, Any]:
         kw["schedule"] = trial.suggest_categorical("schedule", space["schedule"])
     schedule = kw.get("schedule", "constant")
     if "gamma" in space and schedule in ("step", "exponential"):
-        kw["gamma"] = trial.suggest_float("gamma", *space["gamma"])
+        kw["gamma"] = trial.suggest_float("gamma", *_span(space["gamma"]))
     if "step_size" in space and schedule == "step":
-        kw["step_size"] = trial.suggest_int("step_size", *space["step_size"])
+        kw["step_size"] = trial.suggest_int("step_size", *_span(space["step_size"]))
     if "warmup_epochs" in space:
-        kw["warmup_epochs"] = trial.suggest_int("warmup_epochs", *space["warmup_epochs"])
+        kw["warmup_epochs"] = trial.suggest_int("warmup_epochs", *_span(space["warmup_epochs"]))
     return kw
+
+
+def _span(values: list) -> tuple:
+    """(low, high) of a [low, high] range or of a grid's points.
+
+    A grid's parameters keep the distributions the other samplers use (GridSampler returns its
+    points from them), so every sampler's trials read alike; low == high fixes the value.
+    """
+    return min(values), max(values)
 
 
 def storage_of(study):
@@ -236,7 +259,9 @@ def run_cell(
     max_errors: int | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Run trials of one study until it has n_trials finished trials; return how many ran.
+    """Run trials of one study until it has n_trials finished trials (a grid: its whole grid).
+
+    Returns how many ran.
 
     `objective_hooks` supplies: `start(trial, config)` -> handle,
     `finish(handle, trial, state, result, history, error)` and `done(outcome)`.
@@ -246,14 +271,15 @@ def run_cell(
     optuna = import_optuna()
     fail = (optuna.trial.TrialState.FAIL,)
     objective = _Objective(exp, cell, objective_hooks)
-    max_errors = exp.n_trials if max_errors is None else max_errors
+    target = exp.trials_per_cell(cell[2])
+    max_errors = target if max_errors is None else max_errors
     ran = errors = 0
 
     def callback(study, frozen):
         objective_hooks["done"](TrialOutcome(frozen.number, frozen.state.name, frozen.value))
 
     proxy = is_proxy(storage_of(study))
-    while not stop() and count_finished(study) < exp.n_trials:
+    while not stop() and count_finished(study) < target:
         if proxy:  # no heartbeats through the proxy: fail what a dead worker left RUNNING
             fail_stale_trials(study)
         with storage_errors(storage_of(study)):

@@ -91,7 +91,7 @@ def run_cells(
         study = st.open_study(exp, cell, storage)
         name = exp.study_name(cell)
         ct = CellTracking(tracker, experiment_id, exp, cell)
-        if st.count_finished(study) >= exp.n_trials:
+        if st.count_finished(study) >= exp.trials_per_cell(cell[2]):
             ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
             if progress:
                 progress.cells_done += 1
@@ -159,13 +159,14 @@ def _spawn_workers(
     if not opts.track:
         cmd.append("--no-track")
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(opts.workers)]
-    studies = [st.open_study(exp, c, storage) for c in exp.cells()]
-    seen = sum(min(st.count_finished(s), exp.n_trials) for s in studies)
+    cells = exp.cells()
+    studies = [(st.open_study(exp, c, storage), exp.trials_per_cell(c[2])) for c in cells]
+    seen = sum(min(st.count_finished(s), n) for s, n in studies)
     try:
         while any(p.poll() is None for p in procs):
             time.sleep(0.5)
-            now = sum(min(st.count_finished(s), exp.n_trials) for s in studies)
-            progress.cells_done = sum(st.count_finished(s) >= exp.n_trials for s in studies)
+            now = sum(min(st.count_finished(s), n) for s, n in studies)
+            progress.cells_done = sum(st.count_finished(s) >= n for s, n in studies)
             progress.trial(now - seen)
             progress.cell(f"{opts.workers} workers", None)
             seen = now
@@ -190,7 +191,9 @@ def _spawn_workers(
 def _progress(exp: Experiment, opts: SweepOptions, storage) -> Progress:
     """A bar over the trials still to run in every cell."""
     cells = exp.cells()
-    total = sum(max(0, exp.n_trials - st.count_finished(st.open_study(exp, c, storage))) for c in cells)
+    total = sum(
+        max(0, exp.trials_per_cell(c[2]) - st.count_finished(st.open_study(exp, c, storage))) for c in cells
+    )
     return Progress(opts.progress, total, len(cells))
 
 
