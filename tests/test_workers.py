@@ -27,6 +27,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import sqlalchemy
 
 from logreg.tracking.server import sqlalchemy_url
 from logreg.tune.experiment import load_experiment
@@ -99,7 +100,9 @@ def _storage(url: str):
     """Optuna's own view of a storage (a journal path or an RDB URL), without logreg's code."""
     if "://" not in url:
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
-    return optuna.storages.RDBStorage(url)
+    # No pool: the tests poll many times a second, and pooled connections of storages that wait
+    # for garbage collection would use up the server's max_connections beside eight workers.
+    return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
 
 
 def _runs(uri: str, name: str):
@@ -541,6 +544,15 @@ def _worker_children(pid: int) -> list[int]:
     return out
 
 
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("kill_one", [False, True], ids=["all-live", "one-sigkilled"])
@@ -709,9 +721,12 @@ def test_sigkilled_worker_behind_the_proxy_is_failed_after_the_grace(tmp_path, m
             return trials[-1] if done and trials[-1].state.name == "RUNNING" else None
 
         killed = _wait_for(mid_trial, 180, "a trial in flight", first)
+        writers = _worker_children(first.pid)  # its MLflow writer (a fork: the same command line)
+        assert writers, "the worker's MLflow writer process was not found"
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-        time.sleep(0.5)  # the trial's MLflow run reaches the store (its writer drains the queue)
+        # The writer drains its queue (the killed trial's run reaches the store), then exits.
+        _wait_for(lambda: not any(_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")
         second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
         assert second.returncode == 0, second.stderr
     finally:

@@ -4,13 +4,15 @@ Optuna and MLflow both create their tables when a storage is first opened. Worke
 together (a job array, `for i in 1..8; do logreg worker ... & done`) race on a fresh database:
 PostgreSQL answers `DuplicateTable: relation "alembic_version"` or `UniqueViolation ...
 pg_type_typname_nsp_index`, SQLite `UNIQUE constraint failed: alembic_version`. `schema_guard`
-serialises the creation on PostgreSQL with an advisory lock, and on every backend retries
-exactly these errors with a bounded back-off (the loser of the race finds the tables made).
+serialises the creation (PostgreSQL: an advisory lock; SQLite: an exclusive lock on a file
+named after the database's path), and on every backend retries exactly these errors with a bounded
+back-off (the loser of the race finds the tables made).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 import zlib
@@ -45,9 +47,35 @@ def is_schema_race(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
+def _file_lock(url: str):
+    """SQLite: an exclusive flock on a file in the temp folder named after the database's path.
+
+    SQLite is local to one machine, so a lock local to that machine serialises every opener.
+    """
+    import fcntl
+    import tempfile
+
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        yield
+        return
+    key = zlib.crc32(os.path.abspath(path).encode())
+    with open(os.path.join(tempfile.gettempdir(), f"logreg-schema-{key:08x}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def _advisory_lock(url: str):
-    """A PostgreSQL session-level advisory lock named after the database (nothing elsewhere)."""
+    """The lock that serialises schema creation: PostgreSQL advisory lock, SQLite file lock."""
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        with _file_lock(url):
+            yield
+        return
     if scheme not in ("postgresql", "postgres"):
         yield
         return

@@ -117,6 +117,9 @@ def run_cells(
         # A failed MLflow write stops the sweep before the next trial (one clear error,
         # exit 2) rather than running on untracked; completed trials are kept.
         st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker))
+        # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
+        # belonged to dead processes: their runs end KILLED now, not at the next sweep.
+        ct.end_stale(study)
         if progress:
             progress.cells_done += 1
             progress.cell(name, best[0])
