@@ -1,5 +1,5 @@
-"""LogregClassifier as a scikit-learn estimator: the estimator checks, model selection, pickling,
-labels, agreement with `logreg.train`, and errors."""
+"""LogregClassifier and LogregRegressor as scikit-learn estimators: the estimator checks, model
+selection, pickling, labels, agreement with `logreg.train`, the mlp and schedules, and errors."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_digits, make_blobs
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, make_blobs, make_moons
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_val_score
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from logreg import LogregError, TrainConfig, make_split, train
 from logreg.config import IMPL_NAMES
-from logreg.sklearn import LogregClassifier
+from logreg.sklearn import LogregClassifier, LogregRegressor
 
 # BLAS and torch on one thread: on the busy 2-core machine extra threads spin waiting for a core.
 # Every test here takes under a second, the estimator checks of all three impls ~15 s together.
@@ -28,13 +29,18 @@ CV = StratifiedKFold(5, shuffle=True, random_state=0)
 
 
 def expected_failed_checks(estimator) -> dict[str, str]:
-    """Checks LogregClassifier is excused from, with the reason: none (all pass as of 1.9.1)."""
+    """Checks an estimator is excused from, with the reason: none (all pass as of 1.9.1)."""
     return {}
 
 
-@parametrize_with_checks(
-    [LogregClassifier(impl=impl) for impl in IMPL_NAMES], expected_failed_checks=expected_failed_checks
-)
+ESTIMATORS = [
+    *(LogregClassifier(impl=impl) for impl in IMPL_NAMES),
+    *(LogregClassifier(impl=impl, model="mlp") for impl in IMPL_NAMES),
+    *(LogregRegressor(impl=impl) for impl in IMPL_NAMES),
+]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -195,3 +201,109 @@ def test_divergence_raises():
     X, y = make_blobs(40, 2, centers=2, cluster_std=5.0, random_state=0)
     with pytest.raises(LogregError, match=r"Training diverged at epoch \d+: .* Lower the learning rate"):
         LogregClassifier(optimizer="sgd", lr=1e30, epochs=10, dtype="float64").fit(X, y)
+
+
+# ------------------------------------------------------------------ the mlp, schedules, regression
+
+
+@pytest.mark.parametrize("impl", IMPL_NAMES)
+def test_mlp_classifier_learns_moons_like_mlpclassifier(impl):
+    # A curved boundary: the hidden layer must beat the linear model, and reach what scikit-learn's
+    # MLPClassifier (the independent reference, same width and activation) reaches.
+    X, y = make_moons(400, noise=0.15, random_state=0)
+    mlp = LogregClassifier(impl=impl, model="mlp", hidden=16, lr=0.05, epochs=300, standardize=True)
+    mlp.fit(X, y)
+    reference = MLPClassifier((16,), max_iter=2000, random_state=0).fit(X, y).score(X, y)
+    linear = LogregClassifier(impl=impl, lr=0.05, epochs=300, standardize=True).fit(X, y).score(X, y)
+    assert mlp.score(X, y) >= reference - 0.02
+    assert mlp.score(X, y) > linear + 0.05
+    W1, W2 = mlp.coefs_
+    assert W1.shape == (2, 16) and W2.shape == (16, 1) and [b.shape for b in mlp.intercepts_] == [(16,), (1,)]
+    assert not hasattr(mlp, "coef_")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "none"])
+def test_mlp_weights_are_what_train_learns(activation):
+    X, y = make_blobs(80, 3, centers=3, cluster_std=3.0, random_state=2)
+    X = X * [1, 10, 100] + [0, -5, 50]
+    params = dict(
+        impl="numpy", model="mlp", hidden=5, activation=activation, epochs=15, dtype="float64", lr=0.05
+    )
+    est = LogregClassifier(**params, standardize=True, random_state=3).fit(X, y)
+    split = make_split(X, y, standardize=True, dtype="float64", evaluate_on_train=True)
+    result = train(TrainConfig(**params, standardize=True, seed=3), split)
+    np.testing.assert_allclose(
+        est.decision_function(X), result.model.decision_function(X), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(est.predict_proba(X), result.predict_proba(X), rtol=1e-9, atol=1e-12)
+
+
+def test_refit_with_another_model_leaves_no_stale_weights():
+    X, y = make_blobs(60, 2, centers=2, random_state=0)
+    est = LogregClassifier(model="mlp", epochs=5).fit(X, y)
+    est.set_params(model="logistic").fit(X, y)
+    assert hasattr(est, "coef_") and not hasattr(est, "coefs_")
+
+
+def test_schedule_parameters_reach_training():
+    # The step schedule: lr * gamma ** (epoch // step_size) at each epoch (written from the
+    # schedule's definition, not from our code).
+    X, y = make_blobs(60, 2, centers=2, random_state=0)
+    est = LogregClassifier(optimizer="sgd", lr=0.4, epochs=40, schedule="step", step_size=10, gamma=0.5)
+    est.fit(X, y)
+    expected = [0.4 * 0.5 ** ((epoch - 1) // 10) for epoch in est.history_["epoch"]]
+    np.testing.assert_allclose(est.history_["lr"], expected, rtol=1e-12)
+    with pytest.raises(LogregError, match=r"The 'warmup_epochs' parameter must be < epochs \(40\)"):
+        est.set_params(warmup_epochs=40).fit(X, y)
+
+
+def test_linear_model_is_the_regressors():
+    X, y = make_blobs(20, 2, centers=2, random_state=0)
+    with pytest.raises(LogregError, match=r"'model' parameter must be 'logistic' or 'mlp'.*LogregRegressor"):
+        LogregClassifier(model="linear").fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return load_diabetes(return_X_y=True)
+
+
+@pytest.mark.parametrize("impl", IMPL_NAMES)
+def test_regressor_pipeline_matches_linear_regression_on_diabetes(diabetes, impl):
+    # cross-validated R^2 within 0.02 of scikit-learn's LinearRegression (the closed form).
+    X, y = diabetes
+    cv = KFold(5, shuffle=True, random_state=0)
+    reference = cross_val_score(make_pipeline(StandardScaler(), LinearRegression()), X, y, cv=cv).mean()
+    est = LogregRegressor(impl=impl, optimizer="sgd", lr=0.05, epochs=500, dtype="float64")
+    ours = cross_val_score(make_pipeline(StandardScaler(), est), X, y, cv=cv).mean()
+    assert abs(ours - reference) <= 0.02, (ours, reference)
+
+
+def test_regressor_coef_reaches_the_least_squares_solution(diabetes):
+    X, y = diabetes
+    reference = LinearRegression().fit(X, y)
+    est = LogregRegressor(optimizer="sgd", lr=0.1, epochs=3000, standardize=True, dtype="float64").fit(X, y)
+    assert est.coef_.shape == (10,) and isinstance(est.intercept_, float)
+    np.testing.assert_allclose(est.predict(X), X @ est.coef_ + est.intercept_, rtol=1e-12)
+    # Collinear features make single coefficients slow to settle: compare the fit, then the weights.
+    assert est.score(X, y) == pytest.approx(reference.score(X, y), abs=1e-3)
+    assert est.intercept_ == pytest.approx(reference.intercept_, rel=1e-3)
+    assert est.n_iter_ == 3000 and est.history_["train_r2"][-1] == pytest.approx(est.score(X, y), abs=1e-6)
+
+
+@pytest.mark.parametrize("impl", IMPL_NAMES)
+def test_regressor_pickle_and_clone(impl, diabetes):
+    X, y = diabetes
+    est = LogregRegressor(impl=impl, optimizer="sgd", lr=0.05, epochs=20, standardize=True).fit(X, y)
+    data = pickle.dumps(est)
+    assert b"torch" not in data
+    np.testing.assert_array_equal(pickle.loads(data).predict(X), est.predict(X))
+    assert not hasattr(clone(est), "coef_")
+
+
+def test_regressor_refuses_non_numeric_targets():
+    X = np.ones((4, 2))
+    with pytest.raises(
+        LogregError, match=r"LogregRegressor needs a numeric target y\. Got dtype <U1; use Logreg"
+    ):
+        LogregRegressor().fit(X, np.array(["a", "b", "c", "d"]))
