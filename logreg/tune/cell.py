@@ -9,6 +9,7 @@ from typing import Any
 from logreg.config import TrainConfig
 from logreg.data import load_split
 from logreg.model import save_model
+from logreg.optimum import optimum_for
 from logreg.report import plots as figures
 from logreg.tracking import dataset_tags, environment_tags
 from logreg.train import train
@@ -43,6 +44,7 @@ class CellTracking:
         self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, cell
         self.study_name = exp.study_name(cell)
         self.parent = None
+        self.last_optimum = None
 
     def end_stale(self, study) -> int:
         """End as KILLED the trial runs a dead process left RUNNING; return how many.
@@ -152,6 +154,17 @@ class CellTracking:
             self.parent = self.tracker.resume_run(oldest)
 
     # -- trial hooks (called by study.run_cell)
+    def optimum(self, config: TrainConfig):
+        """F* of the trial's objective, to log suboptimality against (tracked sweeps only).
+
+        Cached per (dataset digest, model, weight decay) in this process: computed once per
+        dataset and weight decay, warm-started from the nearest one already solved.
+        """
+        if self.tracker is None:
+            return None
+        self.last_optimum = optimum_for(config, load_split(config))
+        return self.last_optimum
+
     def start(self, trial, config: TrainConfig):
         if self.tracker is None:
             return None
@@ -184,6 +197,17 @@ class CellTracking:
             hist = {"epoch": [e for e, _ in history]}
             for key in history[0][1] if history else ():
                 hist[key] = [m[key] for _, m in history]
+        opt = self.last_optimum
+        if opt is not None:
+            # F* and how it was found (README: the logged schema); NaN: no finite optimum.
+            metrics["optimum_value"] = opt.value
+            tags.update(
+                {
+                    "logreg.optimum_solver": opt.solver,
+                    "logreg.optimum_tolerance": f"{opt.tolerance:g}",
+                    **({"logreg.optimum_message": opt.message} if opt.message else {}),
+                }
+            )
         steps = hist["epoch"]
         series = {k: v for k, v in hist.items() if k != "epoch"}
         self.tracker.log(handle, params=params, metrics=metrics, tags=tags, history=series, steps=steps)
