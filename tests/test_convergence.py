@@ -53,7 +53,7 @@ def convergence_store(tmp_path_factory, repo_root):
 
     d = tmp_path_factory.mktemp("conv")
     uri = f"sqlite:///{d}/mlflow.db"
-    exp = load_experiment(repo_root / "experiments" / "convergence.toml").override(n_trials=2)
+    exp = load_experiment(repo_root / "experiments" / "convergence.toml").override(n_trials=2, repeats=3)
     run_sweep(
         exp,
         SweepOptions(
@@ -71,13 +71,22 @@ def test_convergence_command_writes_curves_table_and_profiles(convergence_store,
     table = pd.read_csv(tmp_path / "time_to_eps.csv")
     # 2 datasets x 2 impls x 2 optimizers, 3 eps each.
     assert len(table) == 8 * 3 and set(table["eps"]) == {1e-2, 1e-4, 1e-6}
-    assert (table["runs"] == 2).all()
+    assert (table["runs"] == 2 + 3).all()  # 2 trials and 3 repeats per cell
     md = (tmp_path / "time_to_eps.md").read_text()
     unreached = table["seconds"].isna().sum()
     assert md.count("not reached") == unreached and unreached > 0  # written out, not blank
     profiles = pd.read_csv(tmp_path / "profiles.csv")
     assert len(profiles) == 4 and profiles["score"].between(0, 1).all()
     assert "score" in out
+
+
+def test_repeats_run_the_best_config_with_more_seeds(convergence_store):
+    from logreg.report.convergence import load_convergence_runs
+
+    runs = load_convergence_runs([convergence_store["uri"]])
+    repeats = runs[runs["kind"] == "repeat"]
+    assert len(repeats) == 8 * 3  # every cell's best config, 3 seeds
+    assert repeats.groupby("study").size().eq(3).all()
 
 
 def test_convergence_on_a_store_without_suboptimality_is_one_line(run_cli, tmp_path):

@@ -213,6 +213,47 @@ class CellTracking:
         self.tracker.log(handle, params=params, metrics=metrics, tags=tags, history=series, steps=steps)
         self.tracker.end_run(handle, TRIAL_STATUS[state])
 
+    def log_repeats(self, config: TrainConfig) -> None:
+        """The best configuration with seeds seed, seed + 1, ...: one child run each (kind 'repeat').
+
+        A new seed draws a new split, initial weights and batch order; each run's suboptimality is
+        against the F* of its own split. Runs already logged (a resumed sweep) are not repeated.
+        """
+        done = {
+            r.data.tags.get("logreg.repeat")
+            for r in self.tracker.find_runs(
+                self.experiment_id, {"logreg.study": self.study_name, "logreg.run_kind": "repeat"}
+            )
+        }
+        for r in range(self.exp.repeats):
+            if str(r) in done:
+                continue
+            cfg = config.replace(seed=config.seed + r)
+            split = load_split(cfg)
+            opt = optimum_for(cfg, split)
+            result = train(cfg, split=split, optimum=opt)
+            tags = {
+                **environment_tags(cfg.resolved_device),
+                **dataset_tags(split),
+                "logreg.study": self.study_name,
+                "logreg.run_kind": "repeat",
+                "logreg.repeat": str(r),
+                "logreg.experiment": self.exp.name,
+                "logreg.trial_state": "COMPLETE" if not result.diverged else "DIVERGED",
+            }
+            name = f"{run_name(self.cell, 0).rsplit('__trial-', 1)[0]}__repeat-{r}"
+            handle = self.tracker.start_run(self.experiment_id, name, tags, parent=self.parent)
+            self.last_optimum = opt
+            metrics = {**result.metrics, **result.timings}
+            if opt is not None:
+                metrics["optimum_value"] = opt.value
+            hist = result.history
+            series = {k: v for k, v in hist.items() if k != "epoch"}
+            self.tracker.log(
+                handle, params=cfg.to_params(), metrics=metrics, tags={}, history=series, steps=hist["epoch"]
+            )
+            self.tracker.end_run(handle, "FAILED" if result.diverged else "FINISHED")
+
     # -- the study's parent run
     def finalize(self, study, plots: bool, workdir: Path) -> None:
         if self.tracker is None or self.parent is None:
@@ -238,6 +279,8 @@ class CellTracking:
             # Deterministic: retraining the best config reproduces its run exactly.
             result = train(TrainConfig(**best.user_attrs["config"]))
             self.tracker.log_artifact(self.parent, save_model(result, out / "best_model.pt"), "model")
+        if best is not None and self.exp.repeats > 1:
+            self.log_repeats(TrainConfig(**best.user_attrs["config"]))
         if plots:
             title = self.study_name
             files = [
