@@ -22,6 +22,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("results/convergence"), help="output folder")
     p.set_defaults(func=cmd_convergence)
 
+    p = sub.add_parser(
+        "report", help="one static HTML page (index.html + images) from one or more MLflow stores"
+    )
+    p.add_argument("tracking_uris", nargs="*", metavar="URI", help=URIS_HELP)
+    p.add_argument("--out", type=Path, default=Path("results/report"), help="output folder")
+    p.set_defaults(func=cmd_report)
+
 
 def _uris(args) -> list[str]:
     from logreg.tracking import resolve_tracking_uri
@@ -41,4 +48,14 @@ def cmd_convergence(args) -> int:
 
     result = convergence(_uris(args), args.out)
     print(result["profiles_markdown"])
+    return 0
+
+
+def cmd_report(args) -> int:
+    from logreg.report.html import build_report
+
+    uris = _uris(args)
+    build_report(
+        uris, args.out, command=" ".join(["logreg report", *args.tracking_uris, "--out", str(args.out)])
+    )
     return 0
