@@ -181,3 +181,10 @@ def cuda(session: nox.Session) -> None:
         env={"LOGREG_BENCH_DEVICE": "cuda"},
     )
     session.run("logreg", "compare", store, *session.posargs, "--out", "results/compare")
+
+
+@nox.session(default=False)
+def report(session: nox.Session) -> None:
+    """One static HTML page (results/report/index.html) from MLflow stores: `nox -s report -- URI ...`."""
+    install_project(session)
+    session.run("logreg", "report", *session.posargs)

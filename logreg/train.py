@@ -14,6 +14,7 @@ from logreg.config import TrainConfig
 from logreg.data import Split, load_split
 from logreg.impls import Data, Implementation, make_network
 from logreg.model import FittedModel
+from logreg.optimum import Optimum
 from logreg.timing import batch_orders, timed_epoch
 
 # A run has diverged when its train loss is NaN or infinite, or exceeds this
@@ -24,6 +25,20 @@ DIVERGENCE_FACTOR = 100.0
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
 # Model 'linear' (regression): R^2 where the classifiers have accuracy; the loss is the MSE.
 REGRESSION_HISTORY_KEYS = ("epoch", "train_loss", "train_r2", "val_loss", "val_r2", "lr")
+
+
+# Cumulative training seconds at each evaluation point (evaluation excluded), always logged;
+# with a finite F* also the objective F(w_t) (loss + weight_decay / 2 ||W||^2), F(w_t) - F*
+# and (F(w_t) - F*) / (F(w_0) - F*).
+TIME_KEY = "train_seconds"
+SUBOPTIMALITY_KEYS = ("train_objective", "suboptimality", "rel_suboptimality")
+# Relative suboptimality targets: time_to_eps_1e-2 etc. (seconds), epochs_to_eps_1e-2 (epochs).
+EPSILONS = (1e-2, 1e-4, 1e-6)
+
+
+def eps_name(eps: float) -> str:
+    """'1e-2' for 0.01: the suffix of time_to_eps_<k> and epochs_to_eps_<k>."""
+    return f"1e-{round(-math.log10(eps))}"
 
 
 def history_keys(config: TrainConfig) -> tuple[str, ...]:
@@ -132,6 +147,18 @@ class _Loop:
     status: str = "completed"
     message: str = ""
     time_to_target: float | None = None
+    optimum: Optimum | None = None
+    """F* when it is finite (suboptimality is then in the history)."""
+    initial_gap: float = float("nan")
+    """F(w_0) - F*."""
+
+
+def _objective(model: Implementation, train_loss: float, config: TrainConfig) -> float:
+    """F(w) = the mean training loss + weight_decay / 2 * ||W||^2 (bias not decayed), in float64."""
+    if not config.weight_decay:
+        return float(train_loss)
+    W = np.asarray(model.get_params()[0], dtype=np.float64)
+    return float(train_loss) + 0.5 * config.weight_decay * float(np.sum(W * W))
 
 
 def _diverged(train_loss: float, val_loss: float, loss_limit: float) -> bool:
@@ -169,15 +196,35 @@ def _timings(loop: _Loop, n: int, config: TrainConfig) -> dict[str, float]:
     if config.target_accuracy is not None:
         found = loop.time_to_target
         timings["time_to_target_seconds"] = found if found is not None else float("nan")
+    if loop.optimum is not None:
+        timings.update(time_to_eps(loop.history))
     return timings
+
+
+def time_to_eps(history: dict[str, list]) -> dict[str, float]:
+    """time_to_eps_<k> and epochs_to_eps_<k>: the first evaluation point whose relative
+    suboptimality is <= eps (NaN when none is)."""
+    out: dict[str, float] = {}
+    rel = history.get("rel_suboptimality", [])
+    for eps in EPSILONS:
+        hit = next((i for i, r in enumerate(rel) if r <= eps), None)
+        name = eps_name(eps)
+        out[f"time_to_eps_{name}"] = float(history[TIME_KEY][hit]) if hit is not None else float("nan")
+        out[f"epochs_to_eps_{name}"] = float(history["epoch"][hit]) if hit is not None else float("nan")
+    return out
 
 
 def train(
     config: TrainConfig,
     split: Split | None = None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    optimum: Optimum | None = None,
 ) -> Result:
     """Train the model `config` names (logistic, mlp or linear) and return the Result.
+
+    `optimum` (logreg.optimum.optimum_for(config, split)): with a finite F*, every evaluation
+    point also records train_objective, suboptimality and rel_suboptimality, and the timings
+    time_to_eps_<k> / epochs_to_eps_<k>.
 
     `on_eval(epoch, metrics)` is called at every evaluation point (outside the
     timings) with train/val loss and accuracy; it may raise to stop training
@@ -194,7 +241,8 @@ def train(
         "test": model.put(split.X_test, split.y_test),
     }
     # 2. The epochs, timed; evaluation points outside the timings.
-    loop = _run_epochs(config, model, parts, len(split.y_train), device, on_eval)
+    finite = optimum if optimum is not None and optimum.finite else None
+    loop = _run_epochs(config, model, parts, len(split.y_train), device, on_eval, finite)
     # 3. What the run produced.
     completed = loop.status == "completed"
     metrics = _final_metrics(model, parts, split, completed)
@@ -222,10 +270,13 @@ def _run_epochs(
     n: int,
     device: str,
     on_eval: Callable[[int, dict[str, float]], None] | None,
+    optimum: Optimum | None = None,
 ) -> _Loop:
-    keys = history_keys(config)
-    loop = _Loop(keys=keys, history={k: [] for k in keys})
+    keys = history_keys(config) + (TIME_KEY,) + (SUBOPTIMALITY_KEYS if optimum is not None else ())
+    loop = _Loop(keys=keys, history={k: [] for k in keys}, optimum=optimum)
     initial_loss = model.evaluate(parts["train"])[0]
+    if optimum is not None:
+        loop.initial_gap = _objective(model, initial_loss, config) - optimum.value
     loss_limit = DIVERGENCE_FACTOR * max(initial_loss, 1.0) if math.isfinite(initial_loss) else math.inf
     model.synchronize()
     orders = batch_orders(config.seed, n, config.batch_size)
@@ -236,7 +287,19 @@ def _run_epochs(
         # Evaluation point: outside the timings, the only host synchronisation.
         train_loss, train_acc = model.evaluate(parts["train"])
         val_loss, val_acc = model.evaluate(parts["val"])
-        point = (epoch, train_loss, train_acc, val_loss, val_acc, model.learning_rate())
+        point = (
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            model.learning_rate(),
+            sum(loop.epoch_times),
+        )
+        if optimum is not None:
+            objective = _objective(model, train_loss, config)
+            gap = objective - optimum.value
+            point += (objective, gap, gap / loop.initial_gap if loop.initial_gap > 0 else float("nan"))
         for key, value in zip(keys, point, strict=True):
             loop.history[key].append(value)
         if _diverged(train_loss, val_loss, loss_limit):

@@ -131,7 +131,18 @@ def _parser_flags(command: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["train", "sweep", "worker", "samplers", "throughput", "compare", "server", "storage-proxy"]
+    "command",
+    [
+        "train",
+        "sweep",
+        "worker",
+        "samplers",
+        "throughput",
+        "compare",
+        "convergence",
+        "server",
+        "storage-proxy",
+    ],
 )
 def test_readme_usage_lists_exactly_the_parsers_flags(command):
     assert _readme_usage(command) == _parser_flags(command)

@@ -17,6 +17,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--n-trials", type=int, help="finished trials per cell (overrides the file)")
     p.add_argument("--epochs", type=int, help="epochs per trial (overrides the file)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="seeds each cell's best configuration runs with at the end, for median and 10-90%% "
+        "bands in `logreg convergence` (overrides the file; default 1)",
+    )
     p.add_argument("--datasets", type=names, help="comma-separated, e.g. iris,digits")
     p.add_argument("--impls", type=names, help="comma-separated subset of numpy,autograd,module")
     p.add_argument("--optimizers", type=names, help="comma-separated subset of sgd,momentum,adam")
@@ -71,6 +77,7 @@ def _experiment(args):
     exp = load_experiment(args.experiment).override(
         n_trials=args.n_trials,
         epochs=args.epochs,
+        repeats=args.repeats,
         datasets=args.datasets,
         impls=args.impls,
         optimizers=args.optimizers,
@@ -84,7 +91,11 @@ def _experiment(args):
 def _override_args(args) -> list[str]:
     """The command-line overrides, handed on to spawned workers."""
     out = []
-    for flag, value in (("--n-trials", args.n_trials), ("--epochs", args.epochs)):
+    for flag, value in (
+        ("--n-trials", args.n_trials),
+        ("--epochs", args.epochs),
+        ("--repeats", args.repeats),
+    ):
         if value is not None:
             out += [flag, str(value)]
     for flag, value in (

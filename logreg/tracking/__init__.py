@@ -10,7 +10,7 @@ server       `mlflow server` on PostgreSQL for many workers
 
 from logreg.tracking.client import make_client, store_errors
 from logreg.tracking.environment import cpu_name, dataset_tags, environment_tags, git_commit
-from logreg.tracking.queries import experiment_names, search_runs, stale_running_runs
+from logreg.tracking.queries import experiment_names, metric_histories, search_runs, stale_running_runs
 from logreg.tracking.schema import schema_guard
 from logreg.tracking.uri import DEFAULT_TRACKING_URI, mask_uri, resolve_tracking_uri
 from logreg.tracking.writer import RunHandle, Tracker
@@ -26,6 +26,7 @@ __all__ = [
     "git_commit",
     "make_client",
     "mask_uri",
+    "metric_histories",
     "resolve_tracking_uri",
     "search_runs",
     "stale_running_runs",

@@ -36,3 +36,14 @@ def experiment_names(uri: str | None) -> list[str]:
     """Names of the active experiments in one store (for `logreg compare`)."""
     client = make_client(uri)
     return [e.name for e in client.search_experiments(max_results=1000)]
+
+
+def metric_histories(uri: str | None, run_ids, keys) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Per run id and metric key: its logged values as (step, value), in step order."""
+    client = make_client(uri)
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for run_id in run_ids:
+        out[run_id] = {
+            key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for key in keys
+        }
+    return out

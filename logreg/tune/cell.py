@@ -9,6 +9,7 @@ from typing import Any
 from logreg.config import TrainConfig
 from logreg.data import load_split
 from logreg.model import save_model
+from logreg.optimum import optimum_for
 from logreg.report import plots as figures
 from logreg.tracking import dataset_tags, environment_tags
 from logreg.train import train
@@ -43,6 +44,7 @@ class CellTracking:
         self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, cell
         self.study_name = exp.study_name(cell)
         self.parent = None
+        self.last_optimum = None
 
     def end_stale(self, study) -> int:
         """End as KILLED the trial runs a dead process left RUNNING; return how many.
@@ -152,6 +154,17 @@ class CellTracking:
             self.parent = self.tracker.resume_run(oldest)
 
     # -- trial hooks (called by study.run_cell)
+    def optimum(self, config: TrainConfig):
+        """F* of the trial's objective, to log suboptimality against (tracked sweeps only).
+
+        Cached per (dataset digest, model, weight decay) in this process: computed once per
+        dataset and weight decay, warm-started from the nearest one already solved.
+        """
+        if self.tracker is None:
+            return None
+        self.last_optimum = optimum_for(config, load_split(config))
+        return self.last_optimum
+
     def start(self, trial, config: TrainConfig):
         if self.tracker is None:
             return None
@@ -184,10 +197,62 @@ class CellTracking:
             hist = {"epoch": [e for e, _ in history]}
             for key in history[0][1] if history else ():
                 hist[key] = [m[key] for _, m in history]
+        opt = self.last_optimum
+        if opt is not None:
+            # F* and how it was found (README: the logged schema); NaN: no finite optimum.
+            metrics["optimum_value"] = opt.value
+            tags.update(
+                {
+                    "logreg.optimum_solver": opt.solver,
+                    "logreg.optimum_tolerance": f"{opt.tolerance:g}",
+                    **({"logreg.optimum_message": opt.message} if opt.message else {}),
+                }
+            )
         steps = hist["epoch"]
         series = {k: v for k, v in hist.items() if k != "epoch"}
         self.tracker.log(handle, params=params, metrics=metrics, tags=tags, history=series, steps=steps)
         self.tracker.end_run(handle, TRIAL_STATUS[state])
+
+    def log_repeats(self, config: TrainConfig) -> None:
+        """The best configuration with seeds seed, seed + 1, ...: one child run each (kind 'repeat').
+
+        A new seed draws a new split, initial weights and batch order; each run's suboptimality is
+        against the F* of its own split. Runs already logged (a resumed sweep) are not repeated.
+        """
+        done = {
+            r.data.tags.get("logreg.repeat")
+            for r in self.tracker.find_runs(
+                self.experiment_id, {"logreg.study": self.study_name, "logreg.run_kind": "repeat"}
+            )
+        }
+        for r in range(self.exp.repeats):
+            if str(r) in done:
+                continue
+            cfg = config.replace(seed=config.seed + r)
+            split = load_split(cfg)
+            opt = optimum_for(cfg, split)
+            result = train(cfg, split=split, optimum=opt)
+            tags = {
+                **environment_tags(cfg.resolved_device),
+                **dataset_tags(split),
+                "logreg.study": self.study_name,
+                "logreg.run_kind": "repeat",
+                "logreg.repeat": str(r),
+                "logreg.experiment": self.exp.name,
+                "logreg.trial_state": "COMPLETE" if not result.diverged else "DIVERGED",
+            }
+            name = f"{run_name(self.cell, 0).rsplit('__trial-', 1)[0]}__repeat-{r}"
+            handle = self.tracker.start_run(self.experiment_id, name, tags, parent=self.parent)
+            self.last_optimum = opt
+            metrics = {**result.metrics, **result.timings}
+            if opt is not None:
+                metrics["optimum_value"] = opt.value
+            hist = result.history
+            series = {k: v for k, v in hist.items() if k != "epoch"}
+            self.tracker.log(
+                handle, params=cfg.to_params(), metrics=metrics, tags={}, history=series, steps=hist["epoch"]
+            )
+            self.tracker.end_run(handle, "FAILED" if result.diverged else "FINISHED")
 
     # -- the study's parent run
     def finalize(self, study, plots: bool, workdir: Path) -> None:
@@ -214,6 +279,8 @@ class CellTracking:
             # Deterministic: retraining the best config reproduces its run exactly.
             result = train(TrainConfig(**best.user_attrs["config"]))
             self.tracker.log_artifact(self.parent, save_model(result, out / "best_model.pt"), "model")
+        if best is not None and self.exp.repeats > 1:
+            self.log_repeats(TrainConfig(**best.user_attrs["config"]))
         if plots:
             title = self.study_name
             files = [

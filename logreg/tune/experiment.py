@@ -12,6 +12,7 @@ epochs = 60                      # per trial, unless [search.<optimizer>] tunes 
 seed = 0                         # data split, initial weights, batch order, and the sampler
 objective = "val_loss"           # val_loss (minimised), val_accuracy or val_r2 (linear) (maximised)
 eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
+repeats = 1                      # at the end, the best config of each cell with this many seeds
 dtype = "float32"
 
 [sampler]                        # name: tpe, random, qmc, gp or grid (see below)
@@ -90,6 +91,7 @@ TOP_KEYS = (
     "objective",
     "eval_every",
     "dtype",
+    "repeats",
     "sampler",
     "pruner",
     "search",
@@ -147,6 +149,8 @@ class Experiment:
     objective: str = "val_loss"
     eval_every: int = 5
     dtype: str = "float32"
+    repeats: int = 1
+    """Seeds the best configuration of each cell runs with at the end (runs tagged 'repeat')."""
     sampler: dict = field(default_factory=lambda: {"name": "tpe"})
     pruner: dict = field(default_factory=lambda: {"name": "median"})
     search: dict = field(default_factory=dict)
@@ -386,7 +390,7 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     ):
         if key in raw:
             kw[key] = _names(path, key, raw[key], allowed)
-    for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1)):
+    for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1), ("repeats", 1)):
         if key in raw:
             kw[key] = _int(path, key, raw[key], low)
     for key, allowed in (("objective", tuple(OBJECTIVES)), ("dtype", DTYPE_NAMES)):

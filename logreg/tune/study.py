@@ -215,7 +215,8 @@ class _Objective:
         handle = self.hooks["start"](trial, config)
         history: list[tuple[int, dict]] = []
         try:
-            result = train(config, on_eval=self._on_eval(trial, history))
+            optimum = self.hooks["optimum"](config) if "optimum" in self.hooks else None
+            result = train(config, on_eval=self._on_eval(trial, history), optimum=optimum)
         except optuna.TrialPruned:
             finish(handle, trial, "PRUNED", None, history, None)
             told["state"] = optuna.trial.TrialState.PRUNED
@@ -264,7 +265,8 @@ def run_cell(
     Returns how many ran.
 
     `objective_hooks` supplies: `start(trial, config)` -> handle,
-    `finish(handle, trial, state, result, history, error)` and `done(outcome)`.
+    `finish(handle, trial, state, result, history, error)` and `done(outcome)`; optionally
+    `optimum(config)` -> the F* to log suboptimality against (logreg.optimum.optimum_for).
     A trial that raises ends FAILED (the error kept as `fail_reason`) and the cell goes on,
     up to `max_errors` (default n_trials) errors in this call.
     """

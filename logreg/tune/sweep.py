@@ -111,7 +111,7 @@ def run_cells(
                 progress.trial()
                 progress.cell(_name, _best[0])
 
-        hooks = {"start": ct.start, "finish": ct.finish, "done": done}
+        hooks = {"start": ct.start, "finish": ct.finish, "done": done, "optimum": ct.optimum}
         if progress:
             progress.cell(name, None)
         # A failed MLflow write stops the sweep before the next trial (one clear error,

@@ -1,0 +1,277 @@
+"""F*: the exact minimum of the training objective, by a solver independent of the implementations.
+
+The implementations minimise (logreg/impls/numpy_impl.py, logreg/optim.py)
+
+    F(W, b) = mean_i loss_i(X_i W + b) + weight_decay / 2 * ||W||^2
+
+with the coupled L2 on the weights, never the bias (its gradient is weight_decay * W), and
+loss_i the binary cross-entropy of sigmoid (one logit), the cross-entropy of softmax (K logits)
+or the squared error (model 'linear', the MSE, not half of it). F* is computed here in float64
+from the same training rows (a float32 split is upcast exactly):
+
+- logistic: Newton's method with the exact gradient and Hessian (binary: the (d+1)^2 matrix and
+  a backtracking line search; softmax: scipy's trust-ncg with exact Hessian-vector products)
+  until the gradient's norm is below GTOL, i.e. F - F* below about 1e-12 relative; scipy's
+  L-BFGS-B first if Newton ever stalls (it has not on the built-in datasets);
+- linear: the closed form (normal equations with the ridge term, numpy.linalg.lstsq without);
+- mlp: none. The loss is not convex: there is no F* to measure against.
+
+Without weight decay, linearly separable classes have no finite optimum (the loss keeps
+falling as ||W|| grows). A linear programme detects a direction along which every margin grows;
+F* is then NaN with the message saying so, never a made-up value.
+
+Results are cached in memory per (dataset digest, model, weight decay): a sweep computes each
+once per process; a new weight decay starts from the nearest cached optimum of the same data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+GTOL = 1e-11  # gradient norm at which the Newton polish stops
+TOLERANCE = 1e-12  # relative accuracy of F* that GTOL gives on the built-in datasets
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """F* of one (dataset, model, weight decay), and how it was found."""
+
+    value: float
+    """F*, the minimum of the objective; NaN when there is none (see `message`)."""
+    solver: str
+    tolerance: float
+    """Relative accuracy asked of `value`."""
+    seconds: float
+    message: str = ""
+    W: np.ndarray | None = None
+    """The minimiser (d, k) and its bias (k,), float64; None when there is none."""
+    b: np.ndarray | None = None
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.value)
+
+
+def objective(X, y, W, b, weight_decay: float, head: str) -> float:
+    """F(W, b) in float64: the mean loss of the head plus weight_decay / 2 * ||W||^2."""
+    X = np.asarray(X, dtype=np.float64)
+    W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    Z = X @ W + b
+    if head == "regression":
+        loss = float(np.mean((Z[:, 0] - y) ** 2))
+    elif head == "binary":
+        loss = float(np.mean(np.logaddexp(0.0, Z[:, 0]) - y * Z[:, 0]))
+    else:
+        m = Z.max(axis=1)
+        lse = m + np.log(np.exp(Z - m[:, None]).sum(axis=1))
+        loss = float(np.mean(lse - Z[np.arange(len(y)), y]))
+    return loss + 0.5 * weight_decay * float(np.sum(W * W))
+
+
+# -- logistic: value, gradient, Hessian (or Hessian-vector products) of F in theta = [W; b]
+
+
+class _Logistic:
+    """F of theta = vec([W; b]) ((d+1) x k, row-major) for a binary or softmax head."""
+
+    def __init__(self, X, y, n_classes: int, weight_decay: float):
+        n, d = X.shape
+        self.X1 = np.hstack([np.asarray(X, dtype=np.float64), np.ones((n, 1))])
+        self.k = 1 if n_classes <= 2 else n_classes
+        self.n, self.d, self.wd = n, d, weight_decay
+        self.y = np.asarray(y)
+        if self.k == 1:
+            self.Y = self.y.astype(np.float64)[:, None]
+        else:
+            self.Y = np.zeros((n, self.k))
+            self.Y[np.arange(n), self.y] = 1.0
+        self.mask = np.ones((d + 1, self.k))
+        self.mask[d] = 0.0  # no decay on the bias row
+
+    def _theta(self, t):
+        return t.reshape(self.d + 1, self.k)
+
+    def probs(self, T):
+        Z = self.X1 @ T
+        if self.k == 1:
+            return 0.5 * (1.0 + np.tanh(0.5 * Z)), Z
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True), Z
+
+    def value_grad(self, t):
+        T = self._theta(t)
+        P, Z = self.probs(T)
+        if self.k == 1:
+            loss = np.mean(np.logaddexp(0.0, Z[:, 0]) - self.Y[:, 0] * Z[:, 0])
+        else:
+            m = Z.max(axis=1)
+            lse = m + np.log(np.exp(Z - m[:, None]).sum(axis=1))
+            loss = np.mean(lse - Z[np.arange(self.n), self.y])
+        TW = T * self.mask
+        f = loss + 0.5 * self.wd * float(np.sum(TW * TW))
+        G = self.X1.T @ (P - self.Y) / self.n + self.wd * TW
+        return float(f), G.ravel()
+
+    def hess(self, t):
+        """Binary head only: X1^T diag(p (1 - p)) X1 / n + wd I (bias excluded)."""
+        p = self.probs(self._theta(t))[0][:, 0]
+        H = (self.X1.T * (p * (1 - p))) @ self.X1 / self.n
+        H[np.diag_indices_from(H)] += self.wd * self.mask[:, 0]
+        return H
+
+    def hessp(self, t, v):
+        """Exact H v for the softmax head: X1^T (P * (U - rowsum(P * U))) / n + wd V."""
+        P = self.probs(self._theta(t))[0]
+        V = self._theta(v)
+        U = self.X1 @ V
+        R = P * (U - (P * U).sum(axis=1, keepdims=True))
+        return (self.X1.T @ R / self.n + self.wd * V * self.mask).ravel()
+
+
+def _newton_binary(f: _Logistic, t, max_iter: int = 100):
+    """Damped Newton with the exact Hessian and a backtracking line search."""
+    val, g = f.value_grad(t)
+    for _ in range(max_iter):
+        if np.linalg.norm(g) < GTOL:
+            break
+        H = f.hess(t)
+        # The least-norm step: collinear features (make_classification's redundant ones) make
+        # H singular without decay, and a plain solve would wander along its null space.
+        step = np.linalg.lstsq(H, g, rcond=1e-13)[0]
+        a = 1.0
+        while a > 1e-12:
+            new_val, new_g = f.value_grad(t - a * step)
+            if new_val <= val - 1e-4 * a * float(g @ step) or new_val <= val:
+                break
+            a *= 0.5
+        else:
+            break
+        if new_val > val:
+            break
+        t, val, g = t - a * step, new_val, new_g
+    return t, val, g
+
+
+def _no_finite_optimum(f: _Logistic) -> bool:
+    """Whether a direction V raises every margin without lowering any (the classes are separable).
+
+    Along such a direction the unregularised loss decreases for ever, so it has no minimiser.
+    LP: maximise the sum of margins subject to margins >= 0 and -1 <= V <= 1.
+    """
+    from scipy.optimize import linprog
+
+    X1, n, k = f.X1, f.n, f.k
+    if k == 1:
+        s = np.where(f.y == 1, 1.0, -1.0)
+        A = s[:, None] * X1  # margins s_i x_i . v
+    else:
+        rows = []
+        for c in range(k):
+            # margin_{i,c} = (V_{y_i} - V_c) . x_i for c != y_i; V flattened class-major.
+            idx = np.flatnonzero(f.y != c)
+            M = np.zeros((len(idx), k * (f.d + 1)))
+            for j, i in enumerate(idx):
+                M[j, f.y[i] * (f.d + 1) : (f.y[i] + 1) * (f.d + 1)] += X1[i]
+                M[j, c * (f.d + 1) : (c + 1) * (f.d + 1)] -= X1[i]
+            rows.append(M)
+        A = np.vstack(rows)
+    res = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(len(A)), bounds=(-1, 1), method="highs")
+    return bool(res.status == 0 and -res.fun > 1e-7 * n)
+
+
+def _polish(f: _Logistic, t):
+    """Newton to GTOL: exact Hessian (binary) or trust-ncg with exact Hessian-vector products."""
+    from scipy.optimize import minimize
+
+    if f.k == 1:
+        t, val, g = _newton_binary(f, t)
+        return t, val, g, "Newton (exact Hessian)"
+    res = minimize(
+        f.value_grad, t, jac=True, hessp=f.hessp, method="trust-ncg", options={"gtol": GTOL, "maxiter": 500}
+    )
+    val, g = f.value_grad(res.x)
+    return res.x, val, g, "trust-ncg (exact Hessian-vector products)"
+
+
+def _solve_logistic(X, y, n_classes: int, weight_decay: float, start=None) -> Optimum:
+    from scipy.optimize import minimize
+
+    t0 = time.perf_counter()
+    f = _Logistic(X, y, n_classes, weight_decay)
+    if weight_decay == 0 and _no_finite_optimum(f):
+        return Optimum(
+            float("nan"),
+            "linprog (highs)",
+            TOLERANCE,
+            time.perf_counter() - t0,
+            "no finite optimum: the classes are linearly separable and weight_decay is 0, so the "
+            "loss keeps falling as ||W|| grows; set weight_decay > 0 for a suboptimality",
+        )
+    t = np.zeros((f.d + 1) * f.k) if start is None else np.asarray(start, dtype=np.float64).ravel()
+    t, val, g, solver = _polish(f, t)
+    if np.linalg.norm(g) >= 1e3 * GTOL:
+        # Newton stalled (it should not on a convex loss): L-BFGS-B first, then polish again.
+        t = minimize(f.value_grad, t, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-9}).x
+        t, val, g, solver = _polish(f, t)
+        solver = f"L-BFGS-B + {solver}"
+    T = t.reshape(f.d + 1, f.k)
+    gnorm = float(np.linalg.norm(g))
+    message = "" if gnorm < 1e3 * GTOL else f"the gradient's norm stopped at {gnorm:.2g}"
+    return Optimum(val, solver, TOLERANCE, time.perf_counter() - t0, message, T[:-1].copy(), T[-1].copy())
+
+
+def _solve_linear(X, y, weight_decay: float) -> Optimum:
+    """Closed form of mean((X w + b - y)^2) + wd/2 ||w||^2: centre, then (Xc^T Xc + n wd/2 I) w = Xc^T yc."""
+    t0 = time.perf_counter()
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    mx, my = X.mean(axis=0), y.mean()
+    Xc, yc = X - mx, y - my
+    if weight_decay > 0:
+        w = np.linalg.solve(Xc.T @ Xc + 0.5 * len(y) * weight_decay * np.eye(X.shape[1]), Xc.T @ yc)
+        solver = "closed form (ridge normal equations)"
+    else:
+        w = np.linalg.lstsq(Xc, yc, rcond=None)[0]
+        solver = "closed form (numpy.linalg.lstsq)"
+    W, b = w[:, None], np.array([my - mx @ w])
+    val = objective(X, y, W, b, weight_decay, "regression")
+    return Optimum(val, solver, TOLERANCE, time.perf_counter() - t0, "", W, b)
+
+
+def exact_optimum(X, y, n_classes: int, model: str, weight_decay: float, start=None) -> Optimum | None:
+    """F* of the training objective on (X, y); None for a non-convex model (mlp)."""
+    if model == "mlp":
+        return None
+    if model == "linear":
+        return _solve_linear(X, y, weight_decay)
+    return _solve_logistic(X, y, n_classes, weight_decay, start)
+
+
+_CACHE: dict[tuple[str, str, float], Optimum | None] = {}
+
+
+def optimum_for(config, split) -> Optimum | None:
+    """F* for the config's model and weight decay on the split's training rows (cached by digest)."""
+    key = (split.digest, config.model, float(config.weight_decay))
+    if key in _CACHE:
+        return _CACHE[key]
+    start = None
+    if config.model == "logistic" and config.weight_decay > 0:
+        # Warm start from the nearest weight decay of the same data (log scale): Newton is then
+        # a few steps from the new optimum.
+        near = [
+            (abs(math.log(wd / config.weight_decay)), opt)
+            for (digest, model, wd), opt in _CACHE.items()
+            if digest == split.digest and model == "logistic" and wd > 0 and opt is not None and opt.finite
+        ]
+        if near:
+            opt = min(near, key=lambda p: p[0])[1]
+            start = np.vstack([opt.W, opt.b[None, :]])
+    found = exact_optimum(
+        split.X_train, split.y_train, split.n_classes, config.model, config.weight_decay, start
+    )
+    _CACHE[key] = found
+    return found

@@ -1,0 +1,86 @@
+"""`logreg report`: the HTML page from a real store made by a small sweep and a throughput run,
+rendered in a real headless browser where Debian's chromium is installed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, repo_root):
+    from logreg.cli import main
+    from logreg.tune import SweepOptions, load_experiment, run_sweep
+
+    d = tmp_path_factory.mktemp("report")
+    uri = f"sqlite:///{d}/mlflow.db"
+    exp = load_experiment(repo_root / "experiments" / "convergence.toml").override(
+        n_trials=2, datasets=["iris"], optimizers=["adam"]
+    )
+    opts = SweepOptions(
+        storage=str(d / "j.log"), tracking_uri=uri, progress=False, plots=False, results_dir=None
+    )
+    run_sweep(exp, opts)
+    status = main(
+        ["throughput", "--sizes", "1e3,1e4", "--dims", "5", "--impls", "numpy", "--batch-size", "0",
+         "--warmup", "1", "--repeats", "2", "--tracking-uri", uri]
+    )  # fmt: skip
+    assert status == 0
+    return uri
+
+
+@pytest.fixture(scope="module")
+def page(store, tmp_path_factory):
+    from logreg.cli import main
+
+    out = tmp_path_factory.mktemp("page")
+    assert main(["report", store, "--out", str(out)]) == 0
+    return out
+
+
+def test_report_holds_every_section_and_its_images(page):
+    html = (page / "index.html").read_text()
+    for anchor in ("environment", "sweeps", "throughput", "roofline", "convergence"):
+        assert f'id="{anchor}"' in html
+    assert "No data." not in html.split('id="convergence"')[0].split('id="sweeps"')[1]  # sweeps filled
+    for text in (
+        "sklearn_test_accuracy",
+        "roofline_ratio",
+        "Performance profiles",
+        "not reached",
+        "logreg report",
+    ):
+        assert text in html
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) >= 5
+    for src in images:
+        assert not src.startswith("/") and (page / src).stat().st_size > 5_000  # relative, beside the page
+    assert "http://" not in html and "https://" not in html  # no server, nothing fetched
+
+
+def test_report_on_an_empty_store_is_one_line(run_cli, tmp_path):
+    status, _, err = run_cli("report", f"sqlite:///{tmp_path}/empty.db", "--out", tmp_path / "o")
+    assert status == 2 and "No sweep or throughput runs found" in err
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+def test_report_renders_in_headless_chromium(page, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={shot}", "--window-size=1366,900", (page / "index.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1366, 900)
+    # The page drew something: more than a blank screen (several distinct colours, dark text).
+    colours = image.getcolors(maxcolors=1_000_000)
+    assert len(colours) > 50
+    assert min(sum(c) for _, c in colours) < 200
