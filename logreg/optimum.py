@@ -253,25 +253,53 @@ def exact_optimum(X, y, n_classes: int, model: str, weight_decay: float, start=N
 _CACHE: dict[tuple[str, str, float], Optimum | None] = {}
 
 
+def _key(config, split) -> tuple[str, str, float]:
+    return (split.digest, config.model, float(config.weight_decay))
+
+
+def cached_optimum(config, split) -> tuple[bool, Optimum | None]:
+    """(found, F*) from this process's cache, without solving."""
+    key = _key(config, split)
+    return (key in _CACHE, _CACHE.get(key))
+
+
+def warm_start(config, split) -> np.ndarray | None:
+    """The cached minimiser of the same data at the nearest weight decay (log scale), if any:
+    Newton is then a few steps from the new optimum."""
+    if config.model != "logistic" or config.weight_decay <= 0:
+        return None
+    near = [
+        (abs(math.log(wd / config.weight_decay)), opt)
+        for (digest, model, wd), opt in _CACHE.items()
+        if digest == split.digest and model == "logistic" and wd > 0 and opt is not None and opt.finite
+    ]
+    if not near:
+        return None
+    opt = min(near, key=lambda p: p[0])[1]
+    return np.vstack([opt.W, opt.b[None, :]])
+
+
+def remember(config, split, found: Optimum | None) -> Optimum | None:
+    """Cache F* solved elsewhere (e.g. in a helper process) under the config's key."""
+    _CACHE[_key(config, split)] = found
+    return found
+
+
+def solve_args(config, split) -> tuple:
+    """exact_optimum's arguments for this config and split (warm-started from the cache)."""
+    return (
+        split.X_train,
+        split.y_train,
+        split.n_classes,
+        config.model,
+        config.weight_decay,
+        warm_start(config, split),
+    )
+
+
 def optimum_for(config, split) -> Optimum | None:
     """F* for the config's model and weight decay on the split's training rows (cached by digest)."""
-    key = (split.digest, config.model, float(config.weight_decay))
-    if key in _CACHE:
-        return _CACHE[key]
-    start = None
-    if config.model == "logistic" and config.weight_decay > 0:
-        # Warm start from the nearest weight decay of the same data (log scale): Newton is then
-        # a few steps from the new optimum.
-        near = [
-            (abs(math.log(wd / config.weight_decay)), opt)
-            for (digest, model, wd), opt in _CACHE.items()
-            if digest == split.digest and model == "logistic" and wd > 0 and opt is not None and opt.finite
-        ]
-        if near:
-            opt = min(near, key=lambda p: p[0])[1]
-            start = np.vstack([opt.W, opt.b[None, :]])
-    found = exact_optimum(
-        split.X_train, split.y_train, split.n_classes, config.model, config.weight_decay, start
-    )
-    _CACHE[key] = found
-    return found
+    found, value = cached_optimum(config, split)
+    if found:
+        return value
+    return remember(config, split, exact_optimum(*solve_args(config, split)))

@@ -147,10 +147,8 @@ class _Loop:
     status: str = "completed"
     message: str = ""
     time_to_target: float | None = None
-    optimum: Optimum | None = None
-    """F* when it is finite (suboptimality is then in the history)."""
-    initial_gap: float = float("nan")
-    """F(w_0) - F*."""
+    initial_objective: float = float("nan")
+    """F(w_0), when the objective is recorded (train_objective in the history)."""
 
 
 def _objective(model: Implementation, train_loss: float, config: TrainConfig) -> float:
@@ -196,7 +194,7 @@ def _timings(loop: _Loop, n: int, config: TrainConfig) -> dict[str, float]:
     if config.target_accuracy is not None:
         found = loop.time_to_target
         timings["time_to_target_seconds"] = found if found is not None else float("nan")
-    if loop.optimum is not None:
+    if "rel_suboptimality" in loop.history:
         timings.update(time_to_eps(loop.history))
     return timings
 
@@ -214,17 +212,29 @@ def time_to_eps(history: dict[str, list]) -> dict[str, float]:
     return out
 
 
+def _add_suboptimality(loop: _Loop, optimum: Optimum | None) -> None:
+    """suboptimality = F(w_t) - F* and its relative version (/ (F(w_0) - F*)) at every evaluation
+    point, from the recorded train_objective; nothing when F* is not finite (or None: mlp)."""
+    if optimum is None or not optimum.finite:
+        return
+    gap0 = loop.initial_objective - optimum.value
+    gaps = [value - optimum.value for value in loop.history["train_objective"]]
+    loop.history["suboptimality"] = gaps
+    loop.history["rel_suboptimality"] = [g / gap0 if gap0 > 0 else float("nan") for g in gaps]
+
+
 def train(
     config: TrainConfig,
     split: Split | None = None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
-    optimum: Optimum | None = None,
+    optimum: Optimum | Callable[[], Optimum | None] | None = None,
 ) -> Result:
     """Train the model `config` names (logistic, mlp or linear) and return the Result.
 
-    `optimum` (logreg.optimum.optimum_for(config, split)): with a finite F*, every evaluation
-    point also records train_objective, suboptimality and rel_suboptimality, and the timings
-    time_to_eps_<k> / epochs_to_eps_<k>.
+    `optimum` (logreg.optimum.optimum_for(config, split), or a function returning it, asked
+    only after the last epoch so that F* can be solved elsewhere while this trains): with a
+    finite F*, every evaluation point also records train_objective, suboptimality and
+    rel_suboptimality, and the timings time_to_eps_<k> / epochs_to_eps_<k>.
 
     `on_eval(epoch, metrics)` is called at every evaluation point (outside the
     timings) with train/val loss and accuracy; it may raise to stop training
@@ -241,8 +251,9 @@ def train(
         "test": model.put(split.X_test, split.y_test),
     }
     # 2. The epochs, timed; evaluation points outside the timings.
-    finite = optimum if optimum is not None and optimum.finite else None
-    loop = _run_epochs(config, model, parts, len(split.y_train), device, on_eval, finite)
+    loop = _run_epochs(config, model, parts, len(split.y_train), device, on_eval, optimum is not None)
+    if optimum is not None:
+        _add_suboptimality(loop, optimum() if callable(optimum) else optimum)
     # 3. What the run produced.
     completed = loop.status == "completed"
     metrics = _final_metrics(model, parts, split, completed)
@@ -270,13 +281,13 @@ def _run_epochs(
     n: int,
     device: str,
     on_eval: Callable[[int, dict[str, float]], None] | None,
-    optimum: Optimum | None = None,
+    objective: bool = False,
 ) -> _Loop:
-    keys = history_keys(config) + (TIME_KEY,) + (SUBOPTIMALITY_KEYS if optimum is not None else ())
-    loop = _Loop(keys=keys, history={k: [] for k in keys}, optimum=optimum)
+    keys = history_keys(config) + (TIME_KEY,) + (SUBOPTIMALITY_KEYS[:1] if objective else ())
+    loop = _Loop(keys=keys, history={k: [] for k in keys})
     initial_loss = model.evaluate(parts["train"])[0]
-    if optimum is not None:
-        loop.initial_gap = _objective(model, initial_loss, config) - optimum.value
+    if objective:
+        loop.initial_objective = _objective(model, initial_loss, config)
     loss_limit = DIVERGENCE_FACTOR * max(initial_loss, 1.0) if math.isfinite(initial_loss) else math.inf
     model.synchronize()
     orders = batch_orders(config.seed, n, config.batch_size)
@@ -296,10 +307,8 @@ def _run_epochs(
             model.learning_rate(),
             sum(loop.epoch_times),
         )
-        if optimum is not None:
-            objective = _objective(model, train_loss, config)
-            gap = objective - optimum.value
-            point += (objective, gap, gap / loop.initial_gap if loop.initial_gap > 0 else float("nan"))
+        if objective:
+            point += (_objective(model, train_loss, config),)
         for key, value in zip(keys, point, strict=True):
             loop.history[key].append(value)
         if _diverged(train_loss, val_loss, loss_limit):

@@ -158,3 +158,28 @@ def test_no_suboptimality_without_an_optimum():
     result = train(TrainConfig(dataset="iris", epochs=10, eval_every=5))
     assert "suboptimality" not in result.history and "time_to_eps_1e-2" not in result.timings
     assert len(result.history["train_seconds"]) == 2
+
+
+def test_background_solver_gives_the_optimum_train_logs_against():
+    # A sweep hands each new F* to a helper process and train() asks for it after its last epoch.
+    from logreg.tune.solver import BackgroundOptimum
+
+    config = TrainConfig(
+        dataset="digits", dtype="float64", weight_decay=2.345e-3, epochs=10, eval_every=5, lr=0.1
+    )
+    split = load_split(config)
+    solver = BackgroundOptimum()
+    try:
+        pending = solver.submit(config, split)
+        assert callable(pending)  # not cached yet: solving in the helper process
+        result = train(config, split=split, optimum=pending)
+        cached = solver.submit(config, split)
+        assert not callable(cached)  # the answer is cached in this process
+        assert solver.submit(config.replace(model="mlp"), split) is None  # not convex: no F*
+    finally:
+        solver.close()
+    reference = _sklearn_optimum(*_xy(split), 10, 2.345e-3)
+    assert abs(cached.value - reference) <= 1e-9 * reference
+    objective = np.array(result.history["train_objective"])
+    np.testing.assert_allclose(result.history["suboptimality"], objective - cached.value, rtol=0, atol=1e-15)
+    assert "time_to_eps_1e-2" in result.timings

@@ -40,11 +40,13 @@ def run_name(cell, number: int) -> str:
 class CellTracking:
     """MLflow side of one study: its parent run and one child run per trial."""
 
-    def __init__(self, tracker, experiment_id: str, exp: Experiment, cell):
+    def __init__(self, tracker, experiment_id: str, exp: Experiment, cell, solver=None):
         self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, cell
         self.study_name = exp.study_name(cell)
         self.parent = None
         self.last_optimum = None
+        self.solver = solver
+        """A tune.solver.BackgroundOptimum: F* solved while the trial trains (else inline)."""
 
     def end_stale(self, study) -> int:
         """End as KILLED the trial runs a dead process left RUNNING; return how many.
@@ -160,10 +162,23 @@ class CellTracking:
         Cached per (dataset digest, model, weight decay) in this process: computed once per
         dataset and weight decay, warm-started from the nearest one already solved.
         """
+        self.last_optimum = None
         if self.tracker is None:
             return None
-        self.last_optimum = optimum_for(config, load_split(config))
-        return self.last_optimum
+        split = load_split(config)
+        if self.solver is None:
+            self.last_optimum = optimum_for(config, split)
+            return self.last_optimum
+        pending = self.solver.submit(config, split)
+        if not callable(pending):
+            self.last_optimum = pending
+            return pending
+
+        def answer():
+            self.last_optimum = pending()
+            return self.last_optimum
+
+        return answer
 
     def start(self, trial, config: TrainConfig):
         if self.tracker is None:

@@ -19,6 +19,7 @@ from logreg.tune import study as st
 from logreg.tune.cell import CellTracking
 from logreg.tune.experiment import Experiment
 from logreg.tune.progress import Progress
+from logreg.tune.solver import BackgroundOptimum
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
 from logreg.tune.summary import summarize, write_summary
 from logreg.validation import Interval, check_params
@@ -87,44 +88,54 @@ def run_cells(
         # Sweep trials are small: one thread avoids torch's threads waiting for a core that the
         # MLflow writer or another worker holds (parallelism comes from --workers instead).
         set_torch_threads(opts.torch_threads)
-    for cell in exp.cells():
-        study = st.open_study(exp, cell, storage)
-        name = exp.study_name(cell)
-        ct = CellTracking(tracker, experiment_id, exp, cell)
-        if st.count_finished(study) >= exp.trials_per_cell(cell[2]):
-            ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
-            if progress:
-                progress.cells_done += 1
-            continue
-        ct.open_parent(study)
-        best = [None]
-        sign = 1 if exp.direction == "minimize" else -1
+    solver = BackgroundOptimum() if tracker is not None else None
+    try:
+        for cell in exp.cells():
+            _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir, cell, solver)
+    finally:
+        if solver is not None:
+            solver.close()
 
-        def done(outcome, _best=best, _name=name, sign=sign):
-            if (
-                outcome.state == "COMPLETE"
-                and outcome.value is not None
-                and (_best[0] is None or sign * outcome.value < sign * _best[0])
-            ):
-                _best[0] = outcome.value
-            if progress:
-                progress.trial()
-                progress.cell(_name, _best[0])
 
-        hooks = {"start": ct.start, "finish": ct.finish, "done": done, "optimum": ct.optimum}
-        if progress:
-            progress.cell(name, None)
-        # A failed MLflow write stops the sweep before the next trial (one clear error,
-        # exit 2) rather than running on untracked; completed trials are kept.
-        st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker))
-        # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
-        # belonged to dead processes: their runs end KILLED now, not at the next sweep.
-        ct.end_stale(study)
+def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir, cell, solver) -> None:
+    """One cell's study to n_trials finished trials, then its parent run's summary."""
+    study = st.open_study(exp, cell, storage)
+    name = exp.study_name(cell)
+    ct = CellTracking(tracker, experiment_id, exp, cell, solver)
+    if st.count_finished(study) >= exp.trials_per_cell(cell[2]):
+        ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
         if progress:
             progress.cells_done += 1
-            progress.cell(name, best[0])
-        if opts.finalize:
-            ct.finalize(study, opts.plots, workdir or Path(tempfile.mkdtemp()))
+        return
+    ct.open_parent(study)
+    best = [None]
+    sign = 1 if exp.direction == "minimize" else -1
+
+    def done(outcome, _best=best, _name=name, sign=sign):
+        if (
+            outcome.state == "COMPLETE"
+            and outcome.value is not None
+            and (_best[0] is None or sign * outcome.value < sign * _best[0])
+        ):
+            _best[0] = outcome.value
+        if progress:
+            progress.trial()
+            progress.cell(_name, _best[0])
+
+    hooks = {"start": ct.start, "finish": ct.finish, "done": done, "optimum": ct.optimum}
+    if progress:
+        progress.cell(name, None)
+    # A failed MLflow write stops the sweep before the next trial (one clear error,
+    # exit 2) rather than running on untracked; completed trials are kept.
+    st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker))
+    # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
+    # belonged to dead processes: their runs end KILLED now, not at the next sweep.
+    ct.end_stale(study)
+    if progress:
+        progress.cells_done += 1
+        progress.cell(name, best[0])
+    if opts.finalize:
+        ct.finalize(study, opts.plots, workdir or Path(tempfile.mkdtemp()))
 
 
 def _tracking_failed(tracker):
