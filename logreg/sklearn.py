@@ -33,7 +33,8 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters are TrainConfig's fields of the same names (see its docstrings), except
     `random_state` (TrainConfig's `seed`); `lr` and `momentum` left as None take the optimizer's
-    defaults. The estimator trains on exactly the rows given; features are standardised only when
+    defaults; `torch_threads` 0 (or "auto") chooses torch's threads from the size of X. The
+    estimator trains on exactly the rows given; features are standardised only when
     `standardize=True` is asked for (with the statistics of those rows), and `coef_` and
     `intercept_` are then still expressed for the raw features.
 
@@ -58,6 +59,8 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
         dtype: str = "float32",
         device: str = "cpu",
         random_state: int = 0,
+        torch_threads: int = 0,
+        compile: bool = False,
     ) -> None:
         self.impl = impl
         self.optimizer = optimizer
@@ -73,6 +76,8 @@ class LogregClassifier(ClassifierMixin, BaseEstimator):
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
+        self.torch_threads = torch_threads
+        self.compile = compile
 
     def _config(self) -> TrainConfig:
         """The estimator's parameters as a validated TrainConfig (raises LogregError)."""

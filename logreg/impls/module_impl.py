@@ -53,6 +53,7 @@ class Model:
         self.lr_used = config.lr
         self._block: int | None = None  # rows per full-batch block, fixed by the first epoch
         self._params = [self.net.linear.weight, self.net.linear.bias]
+        self._loss = tc.make_loss(self.net, self.head, config.compile)
 
     def _zero_grad(self) -> None:
         # What opt.zero_grad(set_to_none=True) does, without its profiler wrapper
@@ -71,14 +72,14 @@ class Model:
             self._zero_grad()
             if self._block is None:
                 self._block = tc.cpu_block(self.device, X)
-            for loss in tc.full_batch_loss(self.net, X, target, self.head, self._block):
+            for loss in tc.full_batch_loss(self._loss, X, target, self._block):
                 loss.backward()
             self.opt.step()
         else:
             order_t = torch.from_numpy(order).to(self.device)
             for idx in batches(n, order_t, self.batch_size, None):
                 self._zero_grad()
-                loss = tc.loss_fn(self.net(X[idx]), target[idx], self.head)
+                loss = self._loss(X[idx], target[idx])
                 loss.backward()
                 self.opt.step()
         if self.scheduler is not None:  # torch.optim.lr_scheduler: once per epoch
