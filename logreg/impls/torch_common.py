@@ -39,6 +39,14 @@ def loss_fn(Z, target, head: str, reduction: str = "mean"):
     return F.cross_entropy(Z, target, reduction=reduction)
 
 
+def unhooked_step(opt):
+    """`opt.step` without the profiler / hook wrapper torch.optim.Optimizer puts around every
+    subclass's step (the same update); opt.step itself if this torch has no such wrapper."""
+    step = type(opt).step
+    inner = getattr(step, "__wrapped__", None) if getattr(step, "hooked", False) else None
+    return opt.step if inner is None else inner.__get__(opt)
+
+
 def cpu_block(device, X) -> int | None:
     """Rows per cache-sized block for full-batch epochs on the CPU; None on CUDA."""
     if torch.device(device).type != "cpu":
@@ -147,4 +155,5 @@ __all__ = [
     "predict_proba",
     "put",
     "synchronize",
+    "unhooked_step",
 ]
