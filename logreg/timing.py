@@ -34,13 +34,28 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def busy_elsewhere() -> float:
+    """Cores other processes keep busy: the 1-minute load average less this process's own one."""
+    return max(0.0, os.getloadavg()[0] - 1.0)
+
+
 def choose_threads(threads: int | str, n_samples: int, n_features: int) -> int:
     """The torch thread count `threads` means: N >= 1 itself; 0 / "auto" one thread below
-    THREADS_CUTOFF_ELEMENTS elements of X, every core from there on."""
+    THREADS_CUTOFF_ELEMENTS elements of X, from there on every core that other processes leave
+    free (at least one).
+
+    Why not every core regardless: torch's kernels split each call across the threads and wait
+    for the slowest; a thread whose core another process holds makes every call wait for a time
+    slice. Seen here with the other core busy: 600k x 100 epochs 5-20x slower on two threads
+    than on one (results/throughput/threads_cutoff.md).
+    """
     check_param("torch_threads", threads, TORCH_THREADS)
     if threads not in (0, "auto"):
         return threads
-    return 1 if n_samples * n_features < THREADS_CUTOFF_ELEMENTS else available_cores()
+    if n_samples * n_features < THREADS_CUTOFF_ELEMENTS:
+        return 1
+    cores = available_cores()
+    return max(1, min(cores, cores - round(busy_elsewhere())))
 
 
 def set_torch_threads(threads: int | str, n_samples: int = 0, n_features: int = 0) -> int:

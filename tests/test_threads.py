@@ -23,13 +23,28 @@ def _restore_threads():
     torch.set_num_threads(before)
 
 
-def test_auto_takes_one_thread_below_the_cutoff_and_every_core_above():
+@pytest.fixture
+def quiet(monkeypatch):
+    """No other process busy (the load average is the machine's, not this test's to set)."""
+    monkeypatch.setattr(timing, "busy_elsewhere", lambda: 0.0)
+
+
+def test_auto_takes_one_thread_below_the_cutoff_and_every_core_above(quiet):
     cutoff = timing.THREADS_CUTOFF_ELEMENTS
     cores = timing.available_cores()
     assert timing.choose_threads(0, 1200, 2) == 1
     assert timing.choose_threads("auto", cutoff // 100 - 1, 100) == 1
     assert timing.choose_threads(0, cutoff // 100, 100) == cores
     assert timing.choose_threads("auto", 10**6, 100) == cores
+
+
+def test_auto_leaves_the_cores_other_processes_hold(monkeypatch):
+    monkeypatch.setattr(timing, "available_cores", lambda: 8)
+    monkeypatch.setattr(timing, "busy_elsewhere", lambda: 2.8)
+    assert timing.choose_threads(0, 10**6, 100) == 5
+    monkeypatch.setattr(timing, "busy_elsewhere", lambda: 30.0)
+    assert timing.choose_threads(0, 10**6, 100) == 1
+    assert timing.choose_threads(0, 10, 2) == 1
 
 
 def test_an_explicit_count_overrides_the_size():
@@ -60,7 +75,7 @@ def test_train_records_the_chosen_count(impl):
     assert result.to_dict()["config"]["torch_threads"] == 0
 
 
-def test_train_takes_every_core_above_the_cutoff(monkeypatch):
+def test_train_takes_every_core_above_the_cutoff(monkeypatch, quiet):
     monkeypatch.setattr(timing, "THREADS_CUTOFF_ELEMENTS", 100)  # blobs is then "large"
     result = train(TrainConfig(impl="autograd", dataset="blobs", epochs=2))
     assert result.timings["torch_threads"] == timing.available_cores() == torch.get_num_threads()
