@@ -3,6 +3,8 @@ refuse it with one line; the compile time is reported apart from the epochs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,23 @@ def test_compiled_training_matches_eager(impl):
     # The first epoch's compilation is reported apart and left out of fit_seconds.
     assert t["compile_seconds"] > 10 * t["epoch_seconds_median"]
     assert t["fit_seconds"] < t["compile_seconds"]
+
+
+def test_a_sweep_with_compile_keeps_numpy_trials_eager_and_logs_the_overrides():
+    import optuna
+
+    from logreg.tune import load_experiment
+    from logreg.tune import study as st
+
+    smoke = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
+    exp = load_experiment(smoke).override(
+        datasets=["blobs"], impls=["numpy"], optimizers=["sgd"], n_trials=1, epochs=2
+    )
+    (cell,) = exp.cells()
+    study = optuna.create_study(direction=exp.direction)
+    hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
+    st.run_cell(exp, cell, study, hooks, overrides={"torch_threads": 1, "compile": True})
+    (trial,) = study.trials
+    assert trial.state.name == "COMPLETE"
+    config = trial.user_attrs["config"]
+    assert config["torch_threads"] == 1 and config["compile"] is False
