@@ -126,7 +126,7 @@ def bench(session: nox.Session) -> None:
     """pytest-benchmark epochs, compared with results/benchmarks/<device>/ when a baseline is there.
 
     LOGREG_BENCH_DEVICE=cpu (default) or cuda; LOGREG_BENCH_TOLERANCE (default min:150%);
-    LOGREG_BENCH_TORCH_THREADS (default 1; 0 keeps torch's). Refresh a baseline (README,
+    LOGREG_BENCH_TORCH_THREADS (default 1; 0 or auto: chosen from the size). Refresh a baseline (README,
     "Benchmarks"): delete results/benchmarks/<device>/, then `nox -s bench -- --benchmark-save=baseline`.
     """
     install_project(session, "test")

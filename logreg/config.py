@@ -61,6 +61,8 @@ CONSTRAINTS = {
     "step_size": Interval(int, 1),
     "gamma": Interval(float, 0, open_low=True),
     "warmup_epochs": Interval(int, 0),
+    "torch_threads": Interval(int, 0),
+    "compile": BOOL,
 }
 
 
@@ -68,6 +70,20 @@ NUMPY_ON_CUDA = (
     "The 'numpy' implementation runs on the CPU only. Got device='cuda'; "
     "use --device cpu, or --impl autograd|module for CUDA."
 )
+
+NUMPY_COMPILE = (
+    "The 'compile' parameter applies to the torch implementations only. Got compile=True with "
+    "impl='numpy'; use --impl autograd|module, or drop --compile."
+)
+MLP_COMPILE = (
+    "The 'compile' parameter applies to models logistic and linear only. Got compile=True with "
+    "model='mlp'; use --model logistic|linear, or drop --compile."
+)
+
+
+def can_compile(impl: str, model: str) -> bool:
+    """Whether `compile` applies: the torch implementations of models logistic and linear."""
+    return impl != "numpy" and model != "mlp"
 
 
 def runs_on(impl: str, device: str) -> bool:
@@ -150,10 +166,17 @@ class TrainConfig:
     """Decay factor of the 'step' (per step_size epochs) and 'exponential' (per epoch) schedules."""
     warmup_epochs: int = 0
     """Epochs of linear warm-up from lr / (warmup_epochs + 1) to lr before the schedule starts."""
+    torch_threads: int = 0
+    """torch CPU threads; 0 (or 'auto') chooses from the size of the training part: one thread
+    below timing.THREADS_CUTOFF_ELEMENTS values of X, every core above."""
+    compile: bool = False
+    """Run the training step of autograd / module under torch.compile (inductor); not numpy."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, os.PathLike):
             object.__setattr__(self, "data", os.fspath(self.data))
+        if self.torch_threads == "auto":  # the documented synonym of 0: params stay ints
+            object.__setattr__(self, "torch_threads", 0)
         if self.data is not None and self.target is None:
             raise LogregError("A data file needs its label column: pass --target COLUMN.")
         check_params({k: CONSTRAINTS[k] for k in ("impl", "optimizer", "device", "dtype")}, vars(self))
@@ -211,6 +234,10 @@ class TrainConfig:
             )
 
     def _check_device(self) -> None:
+        if self.compile and self.impl == "numpy":
+            raise LogregError(NUMPY_COMPILE)
+        if self.compile and self.model == "mlp":
+            raise LogregError(MLP_COMPILE)
         if not runs_on(self.impl, self.device):
             raise LogregError(NUMPY_ON_CUDA)
         if self.device == "cuda":

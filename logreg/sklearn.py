@@ -88,11 +88,11 @@ class LogregClassifier(ClassifierMixin, _LogregEstimator):
 
     Parameters are TrainConfig's fields of the same names (see its docstrings), except
     `random_state` (TrainConfig's `seed`); `lr` and `momentum` left as None take the optimizer's
-    defaults. `model` is 'logistic' or 'mlp' (one hidden layer of `hidden` units with
-    `activation`); regression is LogregRegressor's. The estimator trains on exactly the rows
-    given; features are standardised only when `standardize=True` is asked for (with the
-    statistics of those rows), and the fitted weights are then still expressed for the raw
-    features.
+    defaults; `torch_threads` 0 (or "auto") chooses torch's threads from the size of X. `model`
+    is 'logistic' or 'mlp' (one hidden layer of `hidden` units with `activation`); regression is
+    LogregRegressor's. The estimator trains on exactly the rows given; features are standardised
+    only when `standardize=True` is asked for (with the statistics of those rows), and the fitted
+    weights are then still expressed for the raw features.
 
     Attributes: classes_, coef_ and intercept_ (logistic), coefs_ and intercepts_ (mlp, as
     MLPClassifier's), n_features_in_, feature_names_in_ (DataFrames with string column names),
@@ -123,6 +123,8 @@ class LogregClassifier(ClassifierMixin, _LogregEstimator):
         step_size: int = 30,
         gamma: float = 0.1,
         warmup_epochs: int = 0,
+        torch_threads: int = 0,
+        compile: bool = False,
     ) -> None:
         self.impl = impl
         self.optimizer = optimizer
@@ -145,6 +147,8 @@ class LogregClassifier(ClassifierMixin, _LogregEstimator):
         self.step_size = step_size
         self.gamma = gamma
         self.warmup_epochs = warmup_epochs
+        self.torch_threads = torch_threads
+        self.compile = compile
 
     def fit(self, X, y) -> LogregClassifier:
         """Train on all rows of X (n_samples, n_features) with labels y (any sortable values)."""
@@ -239,6 +243,8 @@ class LogregRegressor(RegressorMixin, _LogregEstimator):
         step_size: int = 30,
         gamma: float = 0.1,
         warmup_epochs: int = 0,
+        torch_threads: int = 0,
+        compile: bool = False,
     ) -> None:
         self.impl = impl
         self.optimizer = optimizer
@@ -258,6 +264,8 @@ class LogregRegressor(RegressorMixin, _LogregEstimator):
         self.step_size = step_size
         self.gamma = gamma
         self.warmup_epochs = warmup_epochs
+        self.torch_threads = torch_threads
+        self.compile = compile
 
     def fit(self, X, y) -> LogregRegressor:
         """Train on all rows of X (n_samples, n_features) with numeric targets y (n_samples,)."""

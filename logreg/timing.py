@@ -6,24 +6,66 @@ times exactly what training runs (same batch order, same synchronisation).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
 import numpy as np
 
-from logreg.validation import Interval, check_param
+from logreg.validation import Interval, Options, check_param
 
-# torch CPU threads: N >= 1 sets them, 0 keeps torch's default (one per core).
-TORCH_THREADS = Interval(int, 0)
+# torch CPU threads: N >= 1 sets N; 0 (or "auto") chooses from the problem size (choose_threads).
+TORCH_THREADS = (Interval(int, 0), Options(("auto",)))
+
+# Below this many elements of X (n_samples x n_features) one torch thread is faster than every
+# core: a small epoch is a few short kernels, and waking the other threads (or waiting for a core
+# that another process holds) costs more than it saves. Measured on the 2-core machine by
+# tests/benchmarks/threads_cutoff.py (results/throughput/threads_cutoff.md): with d = 100 the
+# second core helps (0.7-0.8x) from 3e5 values; with d = 10 it never did up to 1e6 (1.1-1.4x,
+# and 100x stalls when another process held the core). 2e6 errs toward one thread.
+THREADS_CUTOFF_ELEMENTS = 2_000_000
 
 
-def set_torch_threads(threads: int) -> None:
-    """torch.set_num_threads(threads) for threads >= 1; 0 keeps torch's default."""
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def busy_elsewhere() -> float:
+    """Cores other processes keep busy: the 1-minute load average less this process's own one."""
+    return max(0.0, os.getloadavg()[0] - 1.0)
+
+
+def choose_threads(threads: int | str, n_samples: int, n_features: int) -> int:
+    """The torch thread count `threads` means: N >= 1 itself; 0 / "auto" one thread below
+    THREADS_CUTOFF_ELEMENTS elements of X, from there on every core that other processes leave
+    free (at least one).
+
+    Why not every core regardless: torch's kernels split each call across the threads and wait
+    for the slowest; a thread whose core another process holds makes every call wait for a time
+    slice. Seen here with the other core busy: 600k x 100 epochs 5-20x slower on two threads
+    than on one (results/throughput/threads_cutoff.md).
+    """
     check_param("torch_threads", threads, TORCH_THREADS)
-    if threads:
-        import torch
+    if threads not in (0, "auto"):
+        return threads
+    if n_samples * n_features < THREADS_CUTOFF_ELEMENTS:
+        return 1
+    cores = available_cores()
+    return max(1, min(cores, cores - round(busy_elsewhere())))
 
-        torch.set_num_threads(threads)
+
+def set_torch_threads(threads: int | str, n_samples: int = 0, n_features: int = 0) -> int:
+    """torch.set_num_threads(choose_threads(...)) and return the count (0 / "auto": from n x d)."""
+    chosen = choose_threads(threads, n_samples, n_features)
+    import torch
+
+    if torch.get_num_threads() != chosen:  # re-creating the thread pool is not free
+        torch.set_num_threads(chosen)
+    return chosen
 
 
 def synchronize(device) -> None:

@@ -15,7 +15,7 @@ from logreg.data import Split, load_split
 from logreg.impls import Data, Implementation, make_network
 from logreg.model import FittedModel
 from logreg.optimum import Optimum
-from logreg.timing import batch_orders, timed_epoch
+from logreg.timing import batch_orders, set_torch_threads, timed_epoch
 
 # A run has diverged when its train loss is NaN or infinite, or exceeds this
 # factor times the loss of its initial weights (a convex loss trained well
@@ -58,7 +58,9 @@ class Result:
     """Per evaluation point (every `eval_every` epochs): epoch, train/val loss and accuracy
     (r2 for 'linear'), and lr, the learning rate of the epoch just trained."""
     timings: dict[str, float]
-    """fit_seconds (evaluation excluded), epoch_seconds_median, samples_per_second, ..."""
+    """fit_seconds (evaluation and compilation excluded), epoch_seconds_median, samples_per_second,
+    epochs_run; torch_threads (the count used, torch implementations); compile_seconds (--compile);
+    time_to_target_seconds (with target_accuracy)."""
     status: str
     message: str
     device: str
@@ -183,14 +185,25 @@ def _final_metrics(model: Implementation, parts, split: Split, completed: bool) 
     return metrics
 
 
-def _timings(loop: _Loop, n: int, config: TrainConfig) -> dict[str, float]:
+def _timings(loop: _Loop, n: int, config: TrainConfig, threads: int | None) -> dict[str, float]:
     fit_seconds = sum(loop.epoch_times)
+    compile_seconds = None
+    if config.compile:
+        # The first epoch compiles (every graph: its blocks or batches are all seen once): what it
+        # took beyond a steady epoch is the compile time, reported apart and left out of fit_seconds.
+        steady = statistics.median(loop.epoch_times[1:]) if len(loop.epoch_times) > 1 else 0.0
+        compile_seconds = max(0.0, loop.epoch_times[0] - steady)
+        fit_seconds -= compile_seconds
     timings = {
         "fit_seconds": fit_seconds,
         "epoch_seconds_median": statistics.median(loop.epoch_times),
         "samples_per_second": n * len(loop.epoch_times) / fit_seconds if fit_seconds > 0 else float("inf"),
         "epochs_run": len(loop.epoch_times),
     }
+    if threads is not None:
+        timings["torch_threads"] = threads  # the count used (config.torch_threads 0: chosen)
+    if compile_seconds is not None:
+        timings["compile_seconds"] = compile_seconds
     if config.target_accuracy is not None:
         found = loop.time_to_target
         timings["time_to_target_seconds"] = found if found is not None else float("nan")
@@ -244,6 +257,9 @@ def train(
     # 1. Data and model: the same initial weights for every implementation; data moved once.
     split = split if split is not None else load_split(config)
     device = config.resolved_device
+    threads = None
+    if config.impl != "numpy":  # torch's threads: config.torch_threads, or chosen from n x d
+        threads = set_torch_threads(config.torch_threads, *split.X_train.shape)
     model = make_network(config, initial_layers(layer_sizes(config, split), config.seed), device)
     parts = {
         "train": model.put(split.X_train, split.y_train),
@@ -265,7 +281,7 @@ def train(
         config=config,
         metrics=metrics,
         history=loop.history,
-        timings=_timings(loop, len(split.y_train), config),
+        timings=_timings(loop, len(split.y_train), config, threads),
         status=loop.status,
         message=loop.message,
         device=device,

@@ -156,7 +156,15 @@ def test_train_flags_are_generated_from_every_config_field():
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     expected = {"--" + name.replace("_", "-") for name in fields}
-    expected |= {"--no-nesterov", "--no-standardize", "--save-model", "--plot", "--quiet", "--json"}
+    expected |= {
+        "--no-nesterov",
+        "--no-standardize",
+        "--no-compile",
+        "--save-model",
+        "--plot",
+        "--quiet",
+        "--json",
+    }
     assert _parser_flags("train") == expected
     assert set(field_docs()) == fields  # every field has the docstring that becomes its help
 

@@ -25,9 +25,11 @@ def _log_throughput_rows(uri, rows):
             tp.log_row(tracker, exp, row)
 
 
-def _row(impl, device, n, sps):
+def _row(impl, device, n, sps, compile=False):
     return {
         "impl": impl,
+        "compile": compile,
+        "compile_seconds": 1.0 if compile else float("nan"),
         "device": device,
         "n": n,
         "d": 10,
@@ -76,6 +78,17 @@ def cpu_store(tmp_path_factory):
         == 0
     )
     return uri
+
+
+def test_compiled_cells_are_their_own_implementation(tmp_path):
+    uri = _store(tmp_path, "mixed")
+    _log_throughput_rows(
+        uri, [_row("module", "cpu", 1000, 1e6), _row("module", "cpu", 1000, 4e6, compile=True)]
+    )
+    runs, _ = cmp.load_runs([uri])
+    table = cmp.throughput_table(runs).set_index("impl")
+    assert table.loc["module", "samples_per_second"] == 1e6
+    assert table.loc["module compiled", "samples_per_second"] == 4e6
 
 
 def test_crossover_is_interpolated_on_log_log_axes():

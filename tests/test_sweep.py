@@ -39,6 +39,8 @@ TRIAL_PARAMS = [
     "seed",
     "test_size",
     "eval_every",
+    "torch_threads",
+    "compile",
 ]
 TRIAL_METRICS = [
     "train_loss",
@@ -125,6 +127,10 @@ def test_documented_params_metrics_tags(smoke_sweep):
         assert done[f"metrics.{m}"].notna().all(), m
     for t in TRIAL_TAGS:
         assert done[f"tags.{t}"].notna().all(), t
+    # SweepOptions.torch_threads (1 by default) is every trial's config and the count it ran with.
+    assert (done["params.torch_threads"] == "1").all() and (done["params.compile"] == "False").all()
+    torch_trials = done[done["params.impl"] != "numpy"]
+    assert len(torch_trials) > 0 and (torch_trials["metrics.torch_threads"] == 1).all()
     child = done.iloc[0]
     assert child["tags.mlflow.runName"] == run_name(
         (child["params.dataset"], child["params.impl"], child["params.optimizer"], "cpu"),

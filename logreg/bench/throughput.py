@@ -25,7 +25,7 @@ import numpy as np
 from logreg.bench.bandwidth import default_buffer_bytes, time_read
 from logreg.bench.timing import make_model, synthetic_xy, time_epochs
 from logreg.config import DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, require_cuda, runs_on
-from logreg.timing import TORCH_THREADS
+from logreg.timing import TORCH_THREADS, batch_orders, set_torch_threads, timed_epoch
 from logreg.tracking import Tracker, environment_tags
 from logreg.validation import NONE, Interval, ListOf, Options, check_params
 
@@ -49,6 +49,7 @@ THROUGHPUT_CONSTRAINTS = {
     "repeats": Interval(int, 1),
     "max_gib": Interval(float, 0, open_low=True),
     "torch_threads": TORCH_THREADS,
+    "compile": ListOf(Options((False, True))),
 }
 
 
@@ -79,10 +80,14 @@ class ThroughputConfig:
     max_gib: float = 8.0
     """Cells whose X is larger than this are skipped (say so on stdout)."""
     torch_threads: int = 0
-    """torch.set_num_threads first; 0 keeps torch's default (one per core)."""
+    """torch CPU threads per cell; 0 (or 'auto') chooses from the cell's n x d as `train` does."""
+    compile: tuple[bool, ...] = (False,)
+    """Eager (False) and/or compiled (True) cells for autograd and module (numpy: eager only)."""
 
     def __post_init__(self) -> None:
         check_params(THROUGHPUT_CONSTRAINTS, vars(self))
+        if self.torch_threads == "auto":
+            object.__setattr__(self, "torch_threads", 0)
         if "cuda" in self.devices:
             require_cuda("Use --devices cpu.")
 
@@ -106,11 +111,22 @@ def run_cell(
     repeats: int,
     optimizer: str = "sgd",
     seed: int = 0,
+    torch_threads: int = 0,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """Time one implementation on (X, y) and return the row of params and metrics."""
+    """Time one implementation on (X, y) and return the row of params and metrics.
+
+    torch_threads as TrainConfig's (0: chosen from n x d). compile: the first (compiling) epoch
+    is timed apart as compile_seconds, before the warm-up.
+    """
     n, d = X.shape
-    model = make_model(impl, device, dtype, d, batch_size, optimizer, seed)
+    threads = set_torch_threads(torch_threads, n, d) if impl != "numpy" else None
+    model = make_model(impl, device, dtype, d, batch_size, optimizer, seed, compile)
     data = model.put(X, y)
+    compile_seconds = float("nan")
+    if compile:
+        order = next(batch_orders(seed, n, batch_size))
+        compile_seconds = timed_epoch(model, data, order, device)
 
     def bandwidth() -> float:
         seconds, nbytes = time_read(device)
@@ -134,6 +150,7 @@ def run_cell(
         "dtype": dtype,
         "batch_size": batch_size if mini else "full",
         "optimizer": optimizer,
+        "compile": compile,
         "warmup": warmup,
         "repeats": repeats,
         "epoch_seconds_median": epoch,
@@ -147,14 +164,9 @@ def run_cell(
         "bandwidth_buffer_bytes": default_buffer_bytes(device),
         # Context for noisy shared machines: runnable processes per core, averaged over a minute.
         "host_load_per_core": os.getloadavg()[0] / (os.cpu_count() or 1),
-        "torch_threads": _torch_threads(),
+        "torch_threads": threads if threads is not None else "",
+        "compile_seconds": compile_seconds,
     }
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 PARAM_KEYS = (
@@ -165,6 +177,7 @@ PARAM_KEYS = (
     "dtype",
     "batch_size",
     "optimizer",
+    "compile",
     "warmup",
     "repeats",
     "torch_threads",
@@ -179,15 +192,30 @@ METRIC_KEYS = (
     "bandwidth_fraction",
     "roofline_ratio",
     "host_load_per_core",
+    "compile_seconds",
 )
 
 
 def run_name(row: dict[str, Any]) -> str:
     mode = "full" if row["batch_size"] == "full" else f"b{row['batch_size']}"
-    return f"synthetic-n{row['n']}-d{row['d']}__{row['impl']}__{row['device']}__{mode}"
+    compiled = "__compiled" if row["compile"] else ""
+    return f"synthetic-n{row['n']}-d{row['d']}__{row['impl']}__{row['device']}__{mode}{compiled}"
 
 
 # ------------------------------------------------------------------ the grid
+
+
+def _cells(cfg: ThroughputConfig, impls, n: int):
+    """(impl, batch size, compile) per cell at n rows: numpy is eager only, and a mini-batch as
+    large as the data is the full batch."""
+    sizes = (None, cfg.batch_size) if cfg.batch_size else (None,)
+    return [
+        (impl, bs, comp)
+        for impl in impls
+        for comp in cfg.compile
+        for bs in sizes
+        if not (comp and impl == "numpy") and not (bs is not None and bs >= n)
+    ]
 
 
 def run_throughput(
@@ -213,30 +241,29 @@ def run_throughput(
                         echo(f"skip n={n} d={d} on {device}: X is {gib:.1f} GiB > --max-gib {cfg.max_gib}")
                         continue
                     X, y = synthetic_xy(n, d, cfg.seed, cfg.dtype)
-                    for impl in impls:
-                        for bs in (None, cfg.batch_size) if cfg.batch_size else (None,):
-                            if bs is not None and bs >= n:
-                                continue  # a mini-batch as large as the data is the full batch
-                            row = run_cell(
-                                impl,
-                                device,
-                                X,
-                                y,
-                                cfg.dtype,
-                                bs,
-                                cfg.warmup,
-                                cfg.repeats,
-                                cfg.optimizer,
-                                cfg.seed,
-                            )
-                            rows.append(row)
-                            echo(
-                                f"{run_name(row):45s} {row['samples_per_second']:10.3g} samples/s  "
-                                f"epoch {row['epoch_seconds_median'] * 1e3:9.3f} ms  "
-                                f"{row['bandwidth_fraction']:6.1%} of {row['device_bandwidth_gbs']:.0f} GB/s"
-                            )
-                            if tracker is not None:
-                                log_row(tracker, exp_id, row)
+                    for impl, bs, comp in _cells(cfg, impls, n):
+                        row = run_cell(
+                            impl,
+                            device,
+                            X,
+                            y,
+                            cfg.dtype,
+                            bs,
+                            cfg.warmup,
+                            cfg.repeats,
+                            cfg.optimizer,
+                            cfg.seed,
+                            cfg.torch_threads,
+                            comp,
+                        )
+                        rows.append(row)
+                        echo(
+                            f"{run_name(row):55s} {row['samples_per_second']:10.3g} samples/s  "
+                            f"epoch {row['epoch_seconds_median'] * 1e3:9.3f} ms  "
+                            f"{row['bandwidth_fraction']:6.1%} of {row['device_bandwidth_gbs']:.0f} GB/s"
+                        )
+                        if tracker is not None:
+                            log_row(tracker, exp_id, row)
                     del X, y
         status = "FINISHED"
     finally:

@@ -63,9 +63,12 @@ def _sklearn_rows(split, tolerance: float, echo: Callable[[str], None]) -> list[
     ]
 
 
-def _our_row(split, dataset: str, impl: str, optimizer: str, s: dict, epochs: int, target: float) -> dict:
+def _our_row(
+    split, dataset: str, impl: str, optimizer: str, s: dict, epochs: int, target: float, threads: int = 0
+) -> dict:
     """One implementation x optimizer x setting, trained until the target or `epochs`."""
     cfg = TrainConfig(
+        torch_threads=threads,
         dataset=dataset,
         impl=impl,
         optimizer=optimizer,
@@ -95,6 +98,7 @@ def time_to_target(
     impls=("numpy", "autograd", "module"),
     max_epochs: int = 3,
     echo: Callable[[str], None] = print,
+    torch_threads: int = 0,
 ):
     """Goal 3: training time until test accuracy >= (lbfgs optimum - tolerance), per impl x
     optimizer, against scikit-learn's LogisticRegression(lbfgs) and SGDClassifier on the same rows."""
@@ -105,7 +109,7 @@ def time_to_target(
         for optimizer, settings in TTT_SETTINGS.items():
             for s in settings:
                 epochs = max_epochs if s["batch_size"] else 30
-                row = _our_row(split, dataset, impl, optimizer, s, epochs, target)
+                row = _our_row(split, dataset, impl, optimizer, s, epochs, target, torch_threads)
                 rows.append(row)
                 echo(
                     f"{impl:9s} {optimizer:9s} lr={s['lr']:<6} batch={s['batch_size'] or 'full':<5} "

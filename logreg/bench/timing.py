@@ -20,10 +20,17 @@ def make_model(
     batch_size: int | None,
     optimizer: str = "sgd",
     seed: int = 0,
+    compile: bool = False,
 ):
     """A binary model of `impl` as train() builds it (the same initial weights)."""
     config = TrainConfig(
-        impl=impl, optimizer=optimizer, device=device, dtype=dtype, batch_size=batch_size, seed=seed
+        impl=impl,
+        optimizer=optimizer,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        seed=seed,
+        compile=compile,
     )
     return impls.make_model(config, *initial_weights(n_features, 1, seed), device)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from logreg.cli.common import names, whole_numbers
-from logreg.timing import set_torch_threads
+from logreg.cli.common import names, torch_threads, whole_numbers
 
 
 def add_parser(sub) -> None:
@@ -31,10 +30,17 @@ def add_parser(sub) -> None:
     p.add_argument("--max-gib", type=float, default=8.0, help="skip cells whose X is larger")
     p.add_argument(
         "--torch-threads",
-        type=int,
+        type=torch_threads,
         default=0,
-        help="torch.set_num_threads(N) first (default 0: torch's own, one per core); on a "
-        "loaded shared machine 1 avoids stalls in multi-threaded kernels",
+        metavar="N",
+        help="torch CPU threads per cell (default 0 or auto: chosen from the cell's n x d as train "
+        "does); on a loaded shared machine 1 avoids stalls in multi-threaded kernels",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="time autograd and module compiled (torch.compile) beside eager; the first call's "
+        "compile time is reported apart (compile_seconds). --goals always does both",
     )
     p.add_argument(
         "--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
@@ -60,7 +66,7 @@ def _command(args, mode: str) -> str:
     parts = ["logreg throughput", mode]
     if args.devices:
         parts.append("--devices " + ",".join(args.devices))
-    if args.torch_threads:
+    if args.torch_threads not in (0, "auto"):
         parts.append(f"--torch-threads {args.torch_threads}")
     parts.append(f"--out {args.out}")
     return " ".join(parts)
@@ -87,13 +93,13 @@ def cmd_throughput(args) -> int:
         repeats=args.repeats,
         max_gib=args.max_gib,
         torch_threads=args.torch_threads,
+        compile=(False, True) if args.compile else (False,),
     )
-    set_torch_threads(cfg.torch_threads)
     if args.goals:
-        run_goals(cfg.devices, args.out, command=_command(args, "--goals"))
+        run_goals(cfg.devices, args.out, command=_command(args, "--goals"), torch_threads=cfg.torch_threads)
         return 0
     if args.time_to_target:
-        rows = time_to_target(impls=cfg.impls)
+        rows = time_to_target(impls=cfg.impls, torch_threads=cfg.torch_threads)
         if args.out is not None:
             write_time_to_target(rows, args.out, command=_command(args, "--time-to-target"))
         return 0

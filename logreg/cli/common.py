@@ -43,3 +43,8 @@ def json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def torch_threads(text: str) -> int | str:
+    """--torch-threads: a whole number, or 'auto' (the same as 0: chosen from the problem size)."""
+    return "auto" if text.strip() == "auto" else int(text)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from logreg.cli.common import EXIT_INTERRUPTED, names
+from logreg.cli.common import EXIT_INTERRUPTED, names, torch_threads
 from logreg.config import require_cuda
 
 
@@ -43,10 +43,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--torch-threads",
-        type=int,
+        type=torch_threads,
         default=1,
-        help="torch CPU threads per process (default 1: trials are small, and a busy second "
-        "core stalls torch's threads; 0 keeps torch's default)",
+        metavar="N",
+        help="torch CPU threads of every trial (default 1: trials are small, and a busy second "
+        "core stalls torch's threads; 0 or auto: chosen from the dataset's size, as train does)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the autograd / module trials' training step under torch.compile (MLflow param "
+        "compile); numpy and mlp trials stay eager",
     )
 
 
@@ -108,6 +115,7 @@ def _override_args(args) -> list[str]:
             out += [flag, ",".join(value)]
     if args.no_plots:
         out.append("--no-plots")
+    out += ["--compile"] if args.compile else []
     return out + ["--torch-threads", str(args.torch_threads)]
 
 
@@ -121,6 +129,7 @@ def _options(args, **extra):
         progress=not args.no_progress,
         plots=not args.no_plots,
         torch_threads=args.torch_threads,
+        compile=args.compile,
         **extra,
     )
 

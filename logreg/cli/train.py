@@ -12,7 +12,7 @@ import math
 import sys
 import textwrap
 
-from logreg.cli.common import EXIT_DIVERGED, json_safe
+from logreg.cli.common import EXIT_DIVERGED, json_safe, torch_threads
 from logreg.config import TrainConfig
 from logreg.errors import LogregError
 
@@ -27,7 +27,14 @@ _TYPES = {
     "bool": {"action": argparse.BooleanOptionalAction},
     "tuple[float, float]": {"type": float, "nargs": 2},
 }
-_METAVARS = {"dataset": "NAME", "data": "FILE", "target": "COL", "betas": ("BETA1", "BETA2")}
+_METAVARS = {
+    "dataset": "NAME",
+    "data": "FILE",
+    "target": "COL",
+    "betas": ("BETA1", "BETA2"),
+    "torch_threads": "N",
+}
+_FIELD_TYPES = {"torch_threads": {"type": torch_threads}}  # a whole number or "auto"
 _ONE_OF = ("dataset", "data")  # a registry dataset or the user's file, not both
 
 
@@ -56,7 +63,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     docs = field_docs()
     group = p.add_mutually_exclusive_group()
     for f in dataclasses.fields(TrainConfig):
-        kwargs = dict(_TYPES[str(f.type)])
+        kwargs = dict(_FIELD_TYPES.get(f.name) or _TYPES[str(f.type)])
         default = "" if f.default is None else f" (default: {f.default})"
         help_text = docs.get(f.name, "").replace("%", "%%") + default
         target = group if f.name in _ONE_OF else p
@@ -111,10 +118,13 @@ def _print_result(result, config: TrainConfig, header: bool = True) -> None:
             continue
         auc = f"  roc_auc {m[part + '_roc_auc']:.4f}" if part + "_roc_auc" in m else ""
         print(f"  {part:5s} loss {m[part + '_loss']:.4f}  accuracy {m[part + '_accuracy']:.4f}{auc}")
+    threads = f", {t['torch_threads']} torch thread(s)" if "torch_threads" in t else ""
     print(
         f"  fit {t['fit_seconds']:.4f} s, median epoch {t['epoch_seconds_median'] * 1e6:.1f} us, "
-        f"{t['samples_per_second']:.3g} samples/s"
+        f"{t['samples_per_second']:.3g} samples/s{threads}"
     )
+    if "compile_seconds" in t:
+        print(f"  torch.compile: {t['compile_seconds']:.1f} s in the first epoch (not in fit)")
     if "time_to_target_seconds" in t:
         print(f"  time to test accuracy {config.target_accuracy}: {t['time_to_target_seconds']:.4f} s")
     probe = result.split.metadata.get("probe")

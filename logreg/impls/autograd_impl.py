@@ -21,6 +21,7 @@ class Model:
         self.batch_size = config.batch_size
         self.opt = make_optimizer(config, [self.W, self.b], [config.weight_decay, 0.0])
         self._block: int | None = None  # rows per full-batch block, fixed by the first epoch
+        self._loss = tc.make_loss(self._logits, self.head, config.compile)
 
     def put(self, X, y):
         return tc.put(X, y, self.head, self.dtype, self.device)
@@ -45,13 +46,13 @@ class Model:
             # while it is in cache (gradients accumulate), then step once.
             if self._block is None:
                 self._block = tc.cpu_block(self.device, X)
-            for loss in tc.full_batch_loss(self._logits, X, target, self.head, self._block):
+            for loss in tc.full_batch_loss(self._loss, X, target, self._block):
                 loss.backward()
             self._step()
             return
         order_t = torch.from_numpy(order).to(self.device)
         for idx in batches(n, order_t, self.batch_size, None):
-            loss = tc.loss_fn(self._logits(X[idx]), target[idx], self.head)
+            loss = self._loss(X[idx], target[idx])
             loss.backward()
             self._step()
 

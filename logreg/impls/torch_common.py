@@ -39,6 +39,14 @@ def loss_fn(Z, target, head: str, reduction: str = "mean"):
     return F.cross_entropy(Z, target, reduction=reduction)
 
 
+def unhooked_step(opt):
+    """`opt.step` without the profiler / hook wrapper torch.optim.Optimizer puts around every
+    subclass's step (the same update); opt.step itself if this torch has no such wrapper."""
+    step = type(opt).step
+    inner = getattr(step, "__wrapped__", None) if getattr(step, "hooked", False) else None
+    return opt.step if inner is None else inner.__get__(opt)
+
+
 def cpu_block(device, X) -> int | None:
     """Rows per cache-sized block for full-batch epochs on the CPU; None on CUDA."""
     if torch.device(device).type != "cpu":
@@ -46,19 +54,34 @@ def cpu_block(device, X) -> int | None:
     return block_rows(X.shape[1], X.element_size(), TORCH_CPU_BLOCK_BYTES)
 
 
-def full_batch_loss(logits_fn, X, target, head: str, block: int | None):
+def make_loss(logits_fn, head: str, compile: bool = False):
+    """loss(X, target, reduction="mean"): the loss of the logits `logits_fn(X)`.
+
+    compile=True runs it under torch.compile (inductor): the forward and, through AOTAutograd,
+    the backward that `loss.backward()` then calls are generated kernels. One graph per input
+    shape (dynamic=False): a full batch compiles its block and its last block, a mini-batch
+    epoch its batch and its last batch, all during the first epoch.
+    """
+
+    def loss(X, target, reduction: str = "mean"):
+        return loss_fn(logits_fn(X), target, head, reduction)
+
+    return torch.compile(loss, dynamic=False) if compile else loss
+
+
+def full_batch_loss(loss, X, target, block: int | None):
     """Yield the loss of each block of a full batch, scaled so that they sum to the mean loss.
 
-    One block (small data, or CUDA) is the plain mean; several blocks are each
-    sum / n, so backpropagating every block accumulates the full-batch gradient.
+    `loss` is make_loss's. One block (small data, or CUDA) is the plain mean; several blocks
+    are each sum / n, so backpropagating every block accumulates the full-batch gradient.
     """
     n = len(X)
     if block is None or block >= n:
-        yield loss_fn(logits_fn(X), target, head)
+        yield loss(X, target)
         return
     for i in range(0, n, block):
         rows = slice(i, i + block)
-        yield loss_fn(logits_fn(X[rows]), target[rows], head, "sum") / n
+        yield loss(X[rows], target[rows], "sum") / n
 
 
 @torch.no_grad()
@@ -128,7 +151,9 @@ __all__ = [
     "evaluate",
     "full_batch_loss",
     "loss_fn",
+    "make_loss",
     "predict_proba",
     "put",
     "synchronize",
+    "unhooked_step",
 ]

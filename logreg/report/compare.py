@@ -63,12 +63,18 @@ def load_runs(uris: Sequence[str]):
 
 
 def throughput_table(runs):
-    """One row per impl x device x d x dtype x batch x n: the median over repeated runs."""
+    """One row per impl x device x d x dtype x batch x n: the median over repeated runs.
+
+    Compiled cells (param compile True) count as the implementation 'IMPL compiled'.
+    """
     import pandas as pd
 
     if runs.empty:
         return pd.DataFrame(columns=THROUGHPUT_KEYS + ["samples_per_second"])
     df = pd.DataFrame({k: runs[f"params.{k}"] for k in THROUGHPUT_KEYS})
+    if "params.compile" in runs:  # compiled cells are their own line (stores before: eager only)
+        compiled = runs["params.compile"].fillna("False") == "True"
+        df["impl"] = [f"{i} compiled" if c else i for i, c in zip(df["impl"], compiled, strict=True)]
     df["n"], df["d"] = _num(df["n"]).astype("int64"), _num(df["d"]).astype("int64")
     for m in ("samples_per_second", "epoch_seconds_median", "bandwidth_fraction", "roofline_ratio"):
         df[m] = _num(runs.get(f"metrics.{m}"))

@@ -182,7 +182,7 @@ def compare_samplers(
                     sampler=st.make_sampler(e, study_name, cell[2]),
                     pruner=st.make_pruner(e),
                 )
-                st.run_cell(e, cell, study, hooks)
+                st.run_cell(e, cell, study, hooks, overrides={"torch_threads": 1})
                 label = e.study_name(cell).split("/", 1)[1].removesuffix("/cpu")  # dataset/[model/]impl/opt
                 for i, (value, best) in enumerate(_best_so_far(study.trials, e.direction, n_trials), 1):
                     result.rows.append(

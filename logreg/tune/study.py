@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from logreg.config import TrainConfig
+from logreg.config import TrainConfig, can_compile
 from logreg.errors import LogregError
 from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.proxy import fail_long_running_trials, is_proxy
@@ -186,8 +186,8 @@ class _Objective:
     `told` keeps what the objective gave Optuna, should Ctrl-C cut Optuna's tell short.
     """
 
-    def __init__(self, exp: Experiment, cell, hooks: dict[str, Callable]):
-        self.exp, self.cell, self.hooks = exp, cell, hooks
+    def __init__(self, exp: Experiment, cell, hooks: dict[str, Callable], overrides: dict[str, Any]):
+        self.exp, self.cell, self.hooks, self.overrides = exp, cell, hooks, overrides
         self.pruning = exp.pruner["name"] != "none"
         self.told: dict[str, Any] = {}
 
@@ -211,6 +211,11 @@ class _Objective:
         told.clear()
         told["trial"] = trial
         config = suggest_config(trial, self.exp, self.cell)
+        if self.overrides:  # the sweep's --torch-threads / --compile: params of every trial
+            overrides = dict(self.overrides)
+            if not can_compile(config.impl, config.model):  # numpy and mlp trials stay eager
+                overrides.pop("compile", None)
+            config = config.replace(**overrides)
         trial.set_user_attr("config", config.to_params())
         handle = self.hooks["start"](trial, config)
         history: list[tuple[int, dict]] = []
@@ -259,6 +264,7 @@ def run_cell(
     *,
     max_errors: int | None = None,
     stop: Callable[[], bool] = lambda: False,
+    overrides: dict[str, Any] | None = None,
 ) -> int:
     """Run trials of one study until it has n_trials finished trials (a grid: its whole grid).
 
@@ -268,11 +274,12 @@ def run_cell(
     `finish(handle, trial, state, result, history, error)` and `done(outcome)`; optionally
     `optimum(config)` -> the F* to log suboptimality against (logreg.optimum.optimum_for).
     A trial that raises ends FAILED (the error kept as `fail_reason`) and the cell goes on,
-    up to `max_errors` (default n_trials) errors in this call.
+    up to `max_errors` (default n_trials) errors in this call. `overrides` (TrainConfig fields,
+    e.g. torch_threads, compile) replace the suggested values in every trial's config.
     """
     optuna = import_optuna()
     fail = (optuna.trial.TrialState.FAIL,)
-    objective = _Objective(exp, cell, objective_hooks)
+    objective = _Objective(exp, cell, objective_hooks, overrides or {})
     target = exp.trials_per_cell(cell[2])
     max_errors = target if max_errors is None else max_errors
     ran = errors = 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logreg.errors import LogregError
-from logreg.timing import TORCH_THREADS, set_torch_threads
+from logreg.timing import TORCH_THREADS
 from logreg.tracking import Tracker, resolve_tracking_uri
 from logreg.tune import study as st
 from logreg.tune.cell import CellTracking
@@ -22,7 +22,7 @@ from logreg.tune.progress import Progress
 from logreg.tune.solver import BackgroundOptimum
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
 from logreg.tune.summary import summarize, write_summary
-from logreg.validation import Interval, check_params
+from logreg.validation import Interval, OfType, check_params
 
 
 @dataclass
@@ -43,10 +43,26 @@ class SweepOptions:
     worker_args: list[str] = field(default_factory=list)
     """Command-line overrides handed on to spawned workers."""
     torch_threads: int = 1
-    """torch.set_num_threads for this process's trials; 0 keeps torch's default."""
+    """torch CPU threads of every trial (its config's torch_threads); 0 chooses from the dataset's
+    size as `train` does. 1 by default: trials are small, and --workers gives the parallelism."""
+    compile: bool = False
+    """Run every torch trial's training step under torch.compile (its config's compile)."""
 
     def __post_init__(self) -> None:
-        check_params({"workers": Interval(int, 1), "torch_threads": TORCH_THREADS}, vars(self))
+        check_params(
+            {
+                "workers": Interval(int, 1),
+                "torch_threads": TORCH_THREADS,
+                "compile": OfType((bool,), "a bool"),
+            },
+            vars(self),
+        )
+        if self.torch_threads == "auto":
+            object.__setattr__(self, "torch_threads", 0)
+
+    def overrides(self) -> dict:
+        """TrainConfig fields every trial takes from these options (and logs as params)."""
+        return {"torch_threads": self.torch_threads, "compile": self.compile}
 
 
 class SigtermAsInterrupt:
@@ -84,10 +100,6 @@ def run_cells(
     workdir: Path | None = None,
 ) -> None:
     """Run every cell's study to n_trials finished trials (this process only)."""
-    if any(impl != "numpy" for impl in exp.impls):
-        # Sweep trials are small: one thread avoids torch's threads waiting for a core that the
-        # MLflow writer or another worker holds (parallelism comes from --workers instead).
-        set_torch_threads(opts.torch_threads)
     solver = BackgroundOptimum() if tracker is not None else None
     try:
         for cell in exp.cells():
@@ -127,7 +139,7 @@ def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir,
         progress.cell(name, None)
     # A failed MLflow write stops the sweep before the next trial (one clear error,
     # exit 2) rather than running on untracked; completed trials are kept.
-    st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker))
+    st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker), overrides=opts.overrides())
     # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
     # belonged to dead processes: their runs end KILLED now, not at the next sweep.
     ct.end_stale(study)

@@ -18,13 +18,16 @@ import torch
 from logreg.bench.bandwidth import synchronize, time_read
 from logreg.bench.goals import tutorial_loop
 from logreg.bench.timing import make_model
+from logreg.timing import set_torch_threads
 
 DEVICE = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
 # torch's CPU kernels use every core; on a shared machine whose other core is busy,
 # a multi-threaded kernel waits for a descheduled thread and one epoch takes 10-100x
 # longer (seen here: log_sigmoid_forward parallelises even 1200 elements). One thread
-# keeps the baseline comparable; LOGREG_BENCH_TORCH_THREADS=0 keeps torch's default.
-TORCH_THREADS = int(os.environ.get("LOGREG_BENCH_TORCH_THREADS", "1"))
+# keeps the baseline comparable; LOGREG_BENCH_TORCH_THREADS=0 (or auto) chooses from each
+# dataset's size as `logreg train` does (logreg.timing.choose_threads).
+_THREADS_ENV = os.environ.get("LOGREG_BENCH_TORCH_THREADS", "1").strip()
+TORCH_THREADS = "auto" if _THREADS_ENV == "auto" else int(_THREADS_ENV)
 if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip("LOGREG_BENCH_DEVICE=cuda but torch.cuda.is_available() is False", allow_module_level=True)
 
@@ -40,8 +43,6 @@ IMPLS = ["numpy", "autograd", "module"] if DEVICE == "cpu" else ["autograd", "mo
 @pytest.fixture(autouse=True, scope="module")
 def _torch_threads():
     before = torch.get_num_threads()
-    if TORCH_THREADS > 0:
-        torch.set_num_threads(TORCH_THREADS)
     yield
     torch.set_num_threads(before)
 
@@ -57,6 +58,7 @@ def _split(dataset):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_epoch(benchmark, impl, size):
     split = _split(SIZES[size])
+    set_torch_threads(TORCH_THREADS, *split.X_train.shape)
     model = make_model(impl, DEVICE, "float32", split.n_features, None, "momentum")
     data = model.put(split.X_train, split.y_train)
     before = model.get_params()[0].copy()
@@ -75,6 +77,7 @@ def test_epoch(benchmark, impl, size):
 def test_tutorial_loop_epoch(benchmark):
     """The classic tutorial epoch on blobs (2->5->1 Linear + Sigmoid, BCELoss, SGD momentum), CPU."""
     split = _split("blobs")
+    set_torch_threads(TORCH_THREADS, *split.X_train.shape)
     epoch = tutorial_loop(split.X_train, split.y_train)
     benchmark.pedantic(epoch, rounds=300, warmup_rounds=3)
 
