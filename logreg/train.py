@@ -67,6 +67,8 @@ class Result:
     model: FittedModel
     """The fitted model: weights, standardisation, class names; predicts from raw rows."""
     split: Split = field(repr=False)
+    initial_objective: float = float("nan")
+    """F(w_0), when train() recorded the objective (train_objective in the history)."""
 
     @property
     def diverged(self) -> bool:
@@ -225,15 +227,26 @@ def time_to_eps(history: dict[str, list]) -> dict[str, float]:
     return out
 
 
+def suboptimality(
+    history: dict[str, list], initial_objective: float, optimum: Optimum | None
+) -> tuple[dict[str, list], dict[str, float]]:
+    """From a history with train_objective (and train_seconds): the series suboptimality =
+    F(w_t) - F* and rel_suboptimality (/ (F(w_0) - F*)), and the timings time_to_eps_<k> /
+    epochs_to_eps_<k>. Nothing when F* is not finite (or None: mlp)."""
+    if optimum is None or not optimum.finite or "train_objective" not in history:
+        return {}, {}
+    gap0 = initial_objective - optimum.value
+    gaps = [value - optimum.value for value in history["train_objective"]]
+    series = {
+        "suboptimality": gaps,
+        "rel_suboptimality": [g / gap0 if gap0 > 0 else float("nan") for g in gaps],
+    }
+    return series, time_to_eps({**history, **series})
+
+
 def _add_suboptimality(loop: _Loop, optimum: Optimum | None) -> None:
-    """suboptimality = F(w_t) - F* and its relative version (/ (F(w_0) - F*)) at every evaluation
-    point, from the recorded train_objective; nothing when F* is not finite (or None: mlp)."""
-    if optimum is None or not optimum.finite:
-        return
-    gap0 = loop.initial_objective - optimum.value
-    gaps = [value - optimum.value for value in loop.history["train_objective"]]
-    loop.history["suboptimality"] = gaps
-    loop.history["rel_suboptimality"] = [g / gap0 if gap0 > 0 else float("nan") for g in gaps]
+    series, _ = suboptimality(loop.history, loop.initial_objective, optimum)
+    loop.history.update(series)
 
 
 def train(
@@ -287,6 +300,7 @@ def train(
         device=device,
         model=fitted,
         split=split,
+        initial_objective=loop.initial_objective,
     )
 
 

@@ -92,3 +92,38 @@ def test_repeats_run_the_best_config_with_more_seeds(convergence_store):
 def test_convergence_on_a_store_without_suboptimality_is_one_line(run_cli, tmp_path):
     status, _, err = run_cli("convergence", f"sqlite:///{tmp_path}/empty.db", "--out", tmp_path / "o")
     assert status == 2 and "No runs with a suboptimality found" in err
+
+
+def test_every_trial_run_logs_suboptimality_against_its_own_optimum(convergence_store):
+    # F* is solved in a helper process while the trial trains and logged when it comes in:
+    # by the sweep's end every trial run has it, and the series is train_objective - F*.
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from logreg.optimum import optimum_for
+
+    client = MlflowClient(convergence_store["uri"])
+    mlflow.set_tracking_uri(convergence_store["uri"])
+    runs = mlflow.search_runs(
+        experiment_names=["sweep/convergence"], filter_string="tags.`logreg.run_kind` = 'trial'"
+    )
+    assert len(runs) == 8 * 2
+    from logreg import TrainConfig, load_split
+
+    for _, run in runs.iterrows():
+        rid = run["run_id"]
+        assert run["tags.logreg.optimum_solver"].startswith("Newton"), run["tags.logreg.optimum_solver"]
+        objective = [m.value for m in client.get_metric_history(rid, "train_objective")]
+        sub = [m.value for m in client.get_metric_history(rid, "suboptimality")]
+        f_star = run["metrics.optimum_value"]
+        assert len(sub) == len(objective) == 8
+        assert sub == pytest.approx([v - f_star for v in objective], abs=1e-15)
+        assert min(sub) >= -1e-12 * f_star  # float64 trials: never below the optimum
+        # F* is the optimum of this trial's own objective (its weight decay), solved again here.
+        config = TrainConfig(
+            dataset=run["params.dataset"], weight_decay=float(run["params.weight_decay"]), dtype="float64"
+        )
+        assert f_star == pytest.approx(optimum_for(config, load_split(config)).value, rel=1e-12)
+        assert not math.isnan(run["metrics.time_to_eps_1e-2"]) or not math.isnan(
+            run["metrics.rel_suboptimality"]
+        )

@@ -606,6 +606,38 @@ def test_eight_workers_on_one_postgresql_study(tmp_path, make_pg_database, kill_
         assert failed, "the killed worker's trial was not failed by the heartbeat check"
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_dead_workers_trial_found_after_its_cell_is_done_gets_its_retry(tmp_path, make_pg_database):  # noqa: F811
+    # By construction: the cell has its n_trials, then a worker "dies" mid-trial (a RUNNING trial
+    # whose heartbeats stop). The next process to open the cell fails it as stale, which queues a
+    # retry (WAITING): that retry runs, and nothing is left WAITING or RUNNING.
+    exp = _write(tmp_path, FAST.replace('optimizers = ["sgd", "adam"]', 'optimizers = ["adam"]'), "late", 3)
+    storage = sqlalchemy_url(make_pg_database())
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = _env(LOGREG_HEARTBEAT_INTERVAL="1", LOGREG_GRACE_PERIOD="2")
+    first = _sweep(tmp_path, exp, "--storage", storage, "--tracking-uri", uri, env=env)
+    assert first.returncode == 0, first.stderr
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    rdb = optuna.storages.RDBStorage(
+        storage, heartbeat_interval=1, grace_period=2, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool}
+    )
+    dead = optuna.load_study(study_name=study_name, storage=rdb).ask()
+    trial_id = rdb.get_trial_id_from_study_id_trial_number(
+        rdb.get_study_id_from_name(study_name), dead.number
+    )
+    rdb.record_heartbeat(trial_id)  # one heartbeat, then none: the process died
+    time.sleep(3)  # past the grace period
+    again = _sweep(tmp_path, exp, "--storage", storage, "--tracking-uri", uri, env=env)
+    assert again.returncode == 0, again.stderr
+    trials = {t.number: t for t in _trials(storage, study_name)}
+    assert trials[dead.number].state.name == "FAIL"
+    retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    retries = [t for t in trials.values() if retried(t) == dead.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    check_sweep(exp, storage, uri, workers=2, allow_missing=1)  # the dead trial never had a run
+
+
 # ------------------------------------------------------------------ Optuna's gRPC storage proxy
 
 

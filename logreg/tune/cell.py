@@ -12,7 +12,7 @@ from logreg.model import save_model
 from logreg.optimum import optimum_for
 from logreg.report import plots as figures
 from logreg.tracking import dataset_tags, environment_tags
-from logreg.train import train
+from logreg.train import suboptimality, train
 from logreg.tune import study as st
 from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.storage import storage_errors
@@ -46,7 +46,9 @@ class CellTracking:
         self.parent = None
         self.last_optimum = None
         self.solver = solver
-        """A tune.solver.BackgroundOptimum: F* solved while the trial trains (else inline)."""
+        """A tune.solver.BackgroundOptimum: F* solved while the trials train (else inline)."""
+        self._pending = None  # the running trial's F*, still being solved
+        self._deferred: list[tuple] = []  # (run, history, F(w_0), pending F*) of ended trials
 
     def end_stale(self, study) -> int:
         """End as KILLED the trial runs a dead process left RUNNING; return how many.
@@ -162,27 +164,39 @@ class CellTracking:
         Cached per (dataset digest, model, weight decay) in this process: computed once per
         dataset and weight decay, warm-started from the nearest one already solved.
         """
-        self.last_optimum = None
+        self.last_optimum, self._pending = None, None
         if self.tracker is None:
             return None
         split = load_split(config)
         if self.solver is None:
             self.last_optimum = optimum_for(config, split)
             return self.last_optimum
-        pending = self.solver.submit(config, split)
-        if not callable(pending):
-            self.last_optimum = pending
-            return pending
+        found = self.solver.submit(config, split)
+        if hasattr(found, "ready"):  # being solved: the trial records its objective meanwhile
+            self._pending = found
+            return lambda: None
+        self.last_optimum = found
+        return found
 
-        def answer():
-            self.last_optimum = pending()
-            return self.last_optimum
-
-        return answer
+    def log_suboptimality(self, block: bool = False) -> None:
+        """Log the suboptimality of ended trials whose F* has come in (block: wait for all)."""
+        keep = []
+        for handle, history, initial, pending in self._deferred:
+            if not block and not pending.ready():
+                keep.append((handle, history, initial, pending))
+                continue
+            opt = pending()
+            series, timings = suboptimality(history, initial, opt)
+            self.tracker.log(
+                handle, metrics={**timings, **_optimum_metrics(opt)}, tags=_optimum_tags(opt),
+                history=series, steps=history["epoch"],
+            )  # fmt: skip
+        self._deferred = keep
 
     def start(self, trial, config: TrainConfig):
         if self.tracker is None:
             return None
+        self.log_suboptimality()  # what came in while the last trials trained
         split = load_split(config)
         tags = {
             **environment_tags(config.resolved_device),
@@ -212,17 +226,13 @@ class CellTracking:
             hist = {"epoch": [e for e, _ in history]}
             for key in history[0][1] if history else ():
                 hist[key] = [m[key] for _, m in history]
-        opt = self.last_optimum
-        if opt is not None:
-            # F* and how it was found (README: the logged schema); NaN: no finite optimum.
-            metrics["optimum_value"] = opt.value
-            tags.update(
-                {
-                    "logreg.optimum_solver": opt.solver,
-                    "logreg.optimum_tolerance": f"{opt.tolerance:g}",
-                    **({"logreg.optimum_message": opt.message} if opt.message else {}),
-                }
-            )
+        metrics.update(_optimum_metrics(self.last_optimum))
+        tags.update(_optimum_tags(self.last_optimum))
+        if self._pending is not None and result is not None:
+            keys = ("epoch", "train_seconds", "train_objective")
+            history_now = {k: list(result.history[k]) for k in keys if k in result.history}
+            self._deferred.append((handle, history_now, result.initial_objective, self._pending))
+        self._pending = None
         steps = hist["epoch"]
         series = {k: v for k, v in hist.items() if k != "epoch"}
         self.tracker.log(handle, params=params, metrics=metrics, tags=tags, history=series, steps=steps)
@@ -259,14 +269,13 @@ class CellTracking:
             name = f"{run_name(self.cell, 0).rsplit('__trial-', 1)[0]}__repeat-{r}"
             handle = self.tracker.start_run(self.experiment_id, name, tags, parent=self.parent)
             self.last_optimum = opt
-            metrics = {**result.metrics, **result.timings}
-            if opt is not None:
-                metrics["optimum_value"] = opt.value
+            metrics = {**result.metrics, **result.timings, **_optimum_metrics(opt)}
             hist = result.history
             series = {k: v for k, v in hist.items() if k != "epoch"}
             self.tracker.log(
-                handle, params=cfg.to_params(), metrics=metrics, tags={}, history=series, steps=hist["epoch"]
-            )
+                handle, params=cfg.to_params(), metrics=metrics, tags=_optimum_tags(opt),
+                history=series, steps=hist["epoch"],
+            )  # fmt: skip
             self.tracker.end_run(handle, "FAILED" if result.diverged else "FINISHED")
 
     # -- the study's parent run
@@ -332,3 +341,19 @@ class CellTracking:
             for f in files:
                 self.tracker.log_artifact(self.parent, f, "plots")
         self.tracker.end_run(self.parent, "FINISHED")
+
+
+def _optimum_metrics(opt) -> dict[str, float]:
+    """F* (README: the logged schema); NaN: no finite optimum; nothing for mlp."""
+    return {} if opt is None else {"optimum_value": opt.value}
+
+
+def _optimum_tags(opt) -> dict[str, str]:
+    """How F* was found (or why there is none)."""
+    if opt is None:
+        return {}
+    return {
+        "logreg.optimum_solver": opt.solver,
+        "logreg.optimum_tolerance": f"{opt.tolerance:g}",
+        **({"logreg.optimum_message": opt.message} if opt.message else {}),
+    }

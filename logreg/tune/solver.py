@@ -2,8 +2,9 @@
 
 A sweep searches weight_decay, so nearly every trial has an objective of its own and an F* of its
 own (logreg.optimum; up to ~0.1 s for softmax on digits). The trial process hands the solve to
-one helper process (forked once, on first use) and asks for the answer only after its last
-epoch: on a machine with a core to spare the solve costs the trial nothing. Like the MLflow
+one helper process (forked once, on first use) when the trial starts, and never waits for it:
+the trial logs its train_objective, and its suboptimality follows when the answer is in
+(tune.cell.CellTracking.log_suboptimality; at the latest when the cell ends). Like the MLflow
 writer, the helper ignores Ctrl-C (the sweep decides how to stop) and exits when its parent dies.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-from collections.abc import Callable
 
 from logreg.optimum import Optimum, cached_optimum, exact_optimum, optimum_for, remember, solve_args
 
@@ -59,7 +59,7 @@ class BackgroundOptimum:
         self._proc.start()
         return True
 
-    def submit(self, config, split) -> Optimum | None | Callable[[], Optimum | None]:
+    def submit(self, config, split) -> Optimum | None | Pending:
         if config.model == "mlp":
             return None  # not convex: no F*
         found, value = cached_optimum(config, split)
@@ -69,22 +69,32 @@ class BackgroundOptimum:
             return optimum_for(config, split)
         number, self._next = self._next, self._next + 1
         self._jobs.put((number, solve_args(config, split)))
+        return Pending(self, number, config, split)
 
-        def answer() -> Optimum | None:
-            while number not in self._done:
-                try:
-                    got, value = self._answers.get(timeout=1.0)
-                except queue.Empty:
-                    if not self._proc.is_alive():  # the helper died: solve here instead
-                        return optimum_for(config, split)
-                    continue
-                self._done[got] = value
-            value = self._done.pop(number)
-            if isinstance(value, Exception):
-                raise value
-            return remember(config, split, value)
+    def answered(self, number: int) -> bool:
+        """Whether job `number`'s answer is in (without waiting)."""
+        while number not in self._done and self._collect(block=False):
+            pass
+        return number in self._done
 
-        return answer
+    def wait(self, number: int, config, split) -> Optimum | None:
+        """Job `number`'s F* (cached in this process); solved here if the helper died."""
+        while number not in self._done:
+            if not self._collect(block=True) and not self._proc.is_alive():
+                return optimum_for(config, split)
+        value = self._done.pop(number)
+        if isinstance(value, Exception):
+            raise value
+        return remember(config, split, value)
+
+    def _collect(self, block: bool) -> bool:
+        """Take one answer from the helper into _done; False when none came (or it died)."""
+        try:
+            got, value = self._answers.get(timeout=1.0) if block else self._answers.get_nowait()
+        except queue.Empty:
+            return False
+        self._done[got] = value
+        return True
 
     def close(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -93,3 +103,16 @@ class BackgroundOptimum:
             if self._proc.is_alive():
                 self._proc.terminate()
         self._proc = None
+
+
+class Pending:
+    """An F* being solved in the helper: `ready()` without waiting, `()` waits for it."""
+
+    def __init__(self, solver: BackgroundOptimum, number: int, config, split) -> None:
+        self.solver, self.number, self.config, self.split = solver, number, config, split
+
+    def ready(self) -> bool:
+        return self.solver.answered(self.number)
+
+    def __call__(self) -> Optimum | None:
+        return self.solver.wait(self.number, self.config, self.split)

@@ -153,6 +153,13 @@ def finished_states():
     return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
+def has_waiting(study) -> bool:
+    """Whether trials wait to run: the retry Optuna queues for a trial a dead worker left."""
+    optuna = import_optuna()
+    with storage_errors(storage_of(study)):
+        return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+
+
 def count_finished(study) -> int:
     """Trials that count towards n_trials: complete, pruned, or failed by divergence.
 
@@ -288,7 +295,8 @@ def run_cell(
         objective_hooks["done"](TrialOutcome(frozen.number, frozen.state.name, frozen.value))
 
     proxy = is_proxy(storage_of(study))
-    while not stop() and count_finished(study) < target:
+    # A queued retry runs even when the count is reached: Optuna's promise to a dead worker's trial.
+    while not stop() and (count_finished(study) < target or has_waiting(study)):
         if proxy:  # no heartbeats through the proxy: fail what a dead worker left RUNNING
             fail_stale_trials(study)
         with storage_errors(storage_of(study)):

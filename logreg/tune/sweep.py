@@ -116,9 +116,10 @@ def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir,
     ct = CellTracking(tracker, experiment_id, exp, cell, solver)
     if st.count_finished(study) >= exp.trials_per_cell(cell[2]):
         ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
-        if progress:
-            progress.cells_done += 1
-        return
+        if not st.has_waiting(study):  # (else its trial, failed just now, waits for its retry)
+            if progress:
+                progress.cells_done += 1
+            return
     ct.open_parent(study)
     best = [None]
     sign = 1 if exp.direction == "minimize" else -1
@@ -139,10 +140,17 @@ def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir,
         progress.cell(name, None)
     # A failed MLflow write stops the sweep before the next trial (one clear error,
     # exit 2) rather than running on untracked; completed trials are kept.
-    st.run_cell(exp, cell, study, hooks, stop=_tracking_failed(tracker), overrides=opts.overrides())
+    stop = _tracking_failed(tracker)
+    st.run_cell(exp, cell, study, hooks, stop=stop, overrides=opts.overrides())
+    ct.log_suboptimality(block=True)  # F* of the last trials, solved while they trained
     # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
-    # belonged to dead processes: their runs end KILLED now, not at the next sweep.
+    # belonged to dead processes: their runs end KILLED now, not at the next sweep; a trial
+    # failed only now has a retry queued (RDB heartbeats), which runs here.
     ct.end_stale(study)
+    if st.has_waiting(study):
+        st.run_cell(exp, cell, study, hooks, stop=stop, overrides=opts.overrides())
+        ct.log_suboptimality(block=True)
+        ct.end_stale(study)
     if progress:
         progress.cells_done += 1
         progress.cell(name, best[0])
