@@ -91,6 +91,7 @@ class _Logistic:
             self.Y[np.arange(n), self.y] = 1.0
         self.mask = np.ones((d + 1, self.k))
         self.mask[d] = 0.0  # no decay on the bias row
+        self._at, self._P = None, None  # the point of the last Hessian-vector product, its P
 
     def _theta(self, t):
         return t.reshape(self.d + 1, self.k)
@@ -125,7 +126,10 @@ class _Logistic:
 
     def hessp(self, t, v):
         """Exact H v for the softmax head: X1^T (P * (U - rowsum(P * U))) / n + wd V."""
-        P = self.probs(self._theta(t))[0]
+        # The solver asks for many products at one point: P is computed once per point.
+        if self._at is None or not np.array_equal(self._at, t):
+            self._at, self._P = np.array(t, copy=True), self.probs(self._theta(t))[0]
+        P = self._P
         V = self._theta(v)
         U = self.X1 @ V
         R = P * (U - (P * U).sum(axis=1, keepdims=True))

@@ -232,6 +232,8 @@ class CellTracking:
             keys = ("epoch", "train_seconds", "train_objective")
             history_now = {k: list(result.history[k]) for k in keys if k in result.history}
             self._deferred.append((handle, history_now, result.initial_objective, self._pending))
+        elif self._pending is not None:
+            self._pending.cancel()  # pruned or failed: no objective history to compare with F*
         self._pending = None
         steps = hist["epoch"]
         series = {k: v for k, v in hist.items() if k != "epoch"}

@@ -10,6 +10,7 @@ writer, the helper ignores Ctrl-C (the sweep decides how to stop) and exits when
 
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
 import queue
@@ -22,20 +23,33 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    todo: collections.deque = collections.deque()
+    cancelled: set[int] = set()
     while True:
-        try:
-            job = jobs.get(timeout=1.0)
+        try:  # read everything queued (a cancel may follow its job), wait only when idle
+            message = jobs.get(timeout=1.0) if not todo else jobs.get_nowait()
         except queue.Empty:
-            if os.getppid() != parent_pid:
+            if todo:
+                message = "solve"
+            elif os.getppid() != parent_pid:
                 return  # the parent died (e.g. SIGKILL)
-            continue
-        if job is None:
+            else:
+                continue
+        if message is None:
             return
-        number, args = job
-        try:
-            answers.put((number, exact_optimum(*args)))
-        except Exception as exc:  # noqa: BLE001 - re-raised in the trial process
-            answers.put((number, exc))
+        if message == "solve":
+            number, args = todo.popleft()
+            if number in cancelled:  # the trial was pruned or failed: no suboptimality to log
+                cancelled.discard(number)
+                continue
+            try:
+                answers.put((number, exact_optimum(*args)))
+            except Exception as exc:  # noqa: BLE001 - re-raised in the trial process
+                answers.put((number, exc))
+        elif message[0] == "cancel":
+            cancelled.add(message[1])
+        else:
+            todo.append(message)
 
 
 class BackgroundOptimum:
@@ -70,6 +84,10 @@ class BackgroundOptimum:
         number, self._next = self._next, self._next + 1
         self._jobs.put((number, solve_args(config, split)))
         return Pending(self, number, config, split)
+
+    def cancel(self, number: int) -> None:
+        """Job `number` is not needed any more (if not started, it is skipped)."""
+        self._jobs.put(("cancel", number))
 
     def answered(self, number: int) -> bool:
         """Whether job `number`'s answer is in (without waiting)."""
@@ -113,6 +131,9 @@ class Pending:
 
     def ready(self) -> bool:
         return self.solver.answered(self.number)
+
+    def cancel(self) -> None:
+        self.solver.cancel(self.number)
 
     def __call__(self) -> Optimum | None:
         return self.solver.wait(self.number, self.config, self.split)
