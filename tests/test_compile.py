@@ -56,7 +56,7 @@ def test_compiled_training_matches_eager(impl):
     assert t["fit_seconds"] < t["compile_seconds"]
 
 
-def test_a_sweep_with_compile_keeps_numpy_trials_eager_and_logs_the_overrides():
+def test_the_compile_axis_keeps_numpy_cells_eager():
     import optuna
 
     from logreg.tune import load_experiment
@@ -64,13 +64,83 @@ def test_a_sweep_with_compile_keeps_numpy_trials_eager_and_logs_the_overrides():
 
     smoke = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
     exp = load_experiment(smoke).override(
-        datasets=["blobs"], impls=["numpy"], optimizers=["sgd"], n_trials=1, epochs=2
+        datasets=["blobs"], impls=["numpy"], optimizers=["sgd"], n_trials=1, epochs=2, compile=(True,)
     )
-    (cell,) = exp.cells()
+    (cell,) = exp.cells()  # numpy has no compiled cell: its one cell is eager
+    assert cell.compile is False and not exp.study_name(cell).endswith("/compiled")
     study = optuna.create_study(direction=exp.direction)
     hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
-    st.run_cell(exp, cell, study, hooks, overrides={"torch_threads": 1, "compile": True})
+    st.run_cell(exp, cell, study, hooks, overrides={"torch_threads": 1})
     (trial,) = study.trials
     assert trial.state.name == "COMPLETE"
     config = trial.user_attrs["config"]
     assert config["torch_threads"] == 1 and config["compile"] is False
+
+
+def test_bad_compile_axis_is_a_one_line_error(tmp_path):
+    from logreg.tune import load_experiment
+
+    path = tmp_path / "e.toml"
+    path.write_text('name = "e"\ndatasets = ["blobs"]\ncompile = ["yes"]\n')
+    with pytest.raises(LogregError, match=r"e\.toml: The 'compile' parameter must be a list of"):
+        load_experiment(path)
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_eager_and_compiled_cells_side_by_side(tmp_path):
+    # compile = [false, true]: module gets an eager and a compiled study, numpy one eager study;
+    # the compiled trials log compile=True, their compile time apart, and run names that say so.
+    import mlflow
+
+    from logreg.tune import SweepOptions, load_experiment, run_sweep
+
+    path = tmp_path / "axis.toml"
+    path.write_text(
+        'name = "axis"\ndatasets = ["blobs"]\nimpls = ["numpy", "module"]\noptimizers = ["sgd"]\n'
+        'compile = [false, true]\nn_trials = 1\nepochs = 3\neval_every = 1\n[pruner]\nname = "none"\n'
+    )
+    exp = load_experiment(path)
+    assert [(c.impl, c.compile) for c in exp.cells()] == [
+        ("numpy", False),
+        ("module", False),
+        ("module", True),
+    ]
+    assert exp.study_name(exp.cells()[2]) == "axis/blobs/module/sgd/cpu/compiled"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    opts = SweepOptions(
+        storage=str(tmp_path / "j.log"),
+        tracking_uri=uri,
+        progress=False,
+        plots=False,
+        results_dir=tmp_path / "r",
+    )
+    summary = run_sweep(exp, opts)
+    assert list(summary["compile"]) == [False, False, True] and (summary["trials"] == 1).all()
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(
+        experiment_names=["sweep/axis"], filter_string="tags.`logreg.run_kind` = 'trial'"
+    )
+    compiled = runs[runs["params.compile"] == "True"]
+    assert list(compiled["tags.mlflow.runName"]) == ["blobs__module__sgd__compiled__trial-0"]
+    assert compiled["metrics.compile_seconds"].iloc[0] > 0
+    assert runs[runs["params.compile"] == "False"]["metrics.compile_seconds"].isna().all()
+
+
+def test_a_config_that_cannot_train_stops_the_cell_with_one_error():
+    # An override TrainConfig refuses (compile on numpy) fails the trial before training: it is
+    # counted as the cell's error (so the loop ends), not retried for ever.
+    import optuna
+
+    from logreg.tune import load_experiment
+    from logreg.tune import study as st
+
+    smoke = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
+    exp = load_experiment(smoke).override(datasets=["blobs"], impls=["numpy"], optimizers=["sgd"], n_trials=2)
+    (cell,) = exp.cells()
+    study = optuna.create_study(direction=exp.direction)
+    hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
+    with pytest.raises(
+        LogregError, match=r"2 trials raised errors \(last: LogregError: The 'compile' parameter"
+    ):
+        st.run_cell(exp, cell, study, hooks, overrides={"compile": True})
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]

@@ -52,8 +52,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="run the autograd / module trials' training step under torch.compile (MLflow param "
-        "compile); numpy and mlp trials stay eager",
+        help="compiled cells only (the experiment's compile = [true]): autograd / module training "
+        "steps under torch.compile (MLflow param compile); numpy and mlp cells stay eager",
     )
 
 
@@ -89,6 +89,7 @@ def _experiment(args):
         impls=args.impls,
         optimizers=args.optimizers,
         devices=args.devices,
+        compile=(True,) if args.compile else None,
     )
     if "cuda" in exp.devices:
         require_cuda("Use --devices cpu.")
@@ -129,7 +130,6 @@ def _options(args, **extra):
         progress=not args.no_progress,
         plots=not args.no_plots,
         torch_threads=args.torch_threads,
-        compile=args.compile,
         **extra,
     )
 

@@ -30,11 +30,13 @@ TRIAL_STATUS = {
 
 
 def run_name(cell, number: int) -> str:
-    """iris__numpy__adam__trial-7; the model after the dataset unless logistic, the device unless cpu."""
-    dataset, impl, optimizer, device, model = Cell(*cell)
+    """iris__numpy__adam__trial-7; the model after the dataset unless logistic, the device unless
+    cpu, '__compiled' for compiled cells."""
+    dataset, impl, optimizer, device, model, compiled = Cell(*cell)
     dev = "" if device == "cpu" else f"__{device}"
     mod = "" if model == "logistic" else f"__{model}"
-    return f"{dataset}{mod}__{impl}__{optimizer}{dev}__trial-{number}"
+    comp = "__compiled" if compiled else ""
+    return f"{dataset}{mod}__{impl}__{optimizer}{dev}{comp}__trial-{number}"
 
 
 class CellTracking:
@@ -127,7 +129,7 @@ class CellTracking:
         if found:
             self.parent = self.tracker.resume_run(found[0].info.run_id)
             return
-        dataset, impl, optimizer, device, model = Cell(*self.cell)
+        dataset, impl, optimizer, device, model, compiled = Cell(*self.cell)
         tags = {
             **environment_tags(device),
             "logreg.study": self.study_name,
@@ -143,6 +145,7 @@ class CellTracking:
                 "impl": impl,
                 "optimizer": optimizer,
                 "device": device,
+                "compile": compiled,
                 "n_trials": self.exp.trials_per_cell(optimizer),
                 "objective": self.exp.objective,
                 "epochs": self.exp.epochs,

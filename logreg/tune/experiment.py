@@ -7,7 +7,10 @@ models = ["logistic"]            # logistic, mlp, linear (each dataset runs with
 impls = ["numpy", "autograd", "module"]
 optimizers = ["sgd", "momentum", "adam"]
 devices = ["cpu"]                # cpu, cuda, auto
-n_trials = 10                    # finished trials per cell (dataset x model x impl x optimizer x device)
+compile = [false]                # [false, true]: eager and torch.compile'd cells side by side
+                                 # (autograd and module; numpy and mlp cells stay eager)
+n_trials = 10                    # finished trials per cell (dataset x model x impl x optimizer x
+                                 # device x compile)
 epochs = 60                      # per trial, unless [search.<optimizer>] tunes epochs
 seed = 0                         # data split, initial weights, batch order, and the sampler
 objective = "val_loss"           # val_loss (minimised), val_accuracy or val_r2 (linear) (maximised)
@@ -62,6 +65,7 @@ from logreg.config import (
     MODEL_NAMES,
     OPTIMIZER_NAMES,
     SCHEDULE_NAMES,
+    can_compile,
     runs_on,
 )
 from logreg.data import check_dataset_name, suits
@@ -85,6 +89,7 @@ TOP_KEYS = (
     "impls",
     "optimizers",
     "devices",
+    "compile",
     "n_trials",
     "epochs",
     "seed",
@@ -124,13 +129,15 @@ RANGES: dict[str, dict[str, Any]] = {
 
 
 class Cell(NamedTuple):
-    """One study: a dataset, implementation, optimizer and device, and the model trained."""
+    """One study: a dataset, implementation, optimizer and device, the model trained, and
+    whether its training step runs under torch.compile."""
 
     dataset: str
     impl: str
     optimizer: str
     device: str
     model: str = "logistic"
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,8 @@ class Experiment:
     impls: tuple[str, ...] = IMPL_NAMES
     optimizers: tuple[str, ...] = OPTIMIZER_NAMES
     devices: tuple[str, ...] = ("cpu",)
+    compile: tuple[bool, ...] = (False,)
+    """Eager (False) and/or compiled (True) cells of the torch implementations."""
     n_trials: int = 10
     epochs: int = 60
     seed: int = 0
@@ -166,28 +175,32 @@ class Experiment:
         return OBJECTIVES[self.objective]
 
     def cells(self) -> list[Cell]:
-        """Cell(dataset, impl, optimizer, device, model) for every cell, in a stable order.
+        """Cell(dataset, impl, optimizer, device, model, compile) for every cell, in a stable order.
 
-        Each dataset runs with the models that suit it (linear: regression datasets).
+        Each dataset runs with the models that suit it (linear: regression datasets); numpy and
+        mlp cells run eager only (one cell, whatever the compile axis says).
         """
         return [
-            Cell(d, i, o, dev, m)
+            Cell(d, i, o, dev, m, c)
             for d in self.datasets
             for m in self.models
             for i in self.impls
             for o in self.optimizers
             for dev in self.devices
+            for c in (self.compile if can_compile(i, m) else (False,))
             if runs_on(i, dev) and suits(d, m)
         ]
 
     def study_name(self, cell) -> str:
-        """<name>/<dataset>/<impl>/<optimizer>/<device>; the model after the dataset unless logistic.
+        """<name>/<dataset>/<impl>/<optimizer>/<device>; the model after the dataset unless
+        logistic, '/compiled' at the end for compiled cells.
 
         Studies of logistic cells keep the names they had before the model axis, so they resume.
         """
         cell = Cell(*cell)
         model = () if cell.model == "logistic" else (cell.model,)
-        return "/".join((self.name, cell.dataset, *model, cell.impl, cell.optimizer, cell.device))
+        compiled = ("compiled",) if cell.compile else ()
+        return "/".join((self.name, cell.dataset, *model, cell.impl, cell.optimizer, cell.device, *compiled))
 
     @property
     def grid(self) -> bool:
@@ -390,6 +403,9 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     ):
         if key in raw:
             kw[key] = _names(path, key, raw[key], allowed)
+    if "compile" in raw:
+        value = [raw["compile"]] if isinstance(raw["compile"], bool) else raw["compile"]
+        kw["compile"] = tuple(dict.fromkeys(_check(path, "compile", value, ListOf(Options((False, True))))))
     for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1), ("repeats", 1)):
         if key in raw:
             kw[key] = _int(path, key, raw[key], low)

@@ -142,13 +142,14 @@ def _warm_up(exp: Experiment) -> None:
     from logreg.config import TrainConfig
     from logreg.train import train
 
-    for dataset, impl, optimizer, device, model in exp.cells():
+    for dataset, impl, optimizer, device, model, compiled in exp.cells():
         config = TrainConfig(
             dataset=dataset,
             model=model,
             impl=impl,
             optimizer=optimizer,
             device=device,
+            compile=compiled,  # (its compile time stays out of the sampler's wall time too)
             dtype=exp.dtype,
             seed=exp.seed,
             epochs=1,

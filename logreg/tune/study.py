@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from logreg.config import TrainConfig, can_compile
+from logreg.config import TrainConfig
 from logreg.errors import LogregError
 from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.proxy import fail_long_running_trials, is_proxy
@@ -82,7 +82,7 @@ def open_study(exp: Experiment, cell, storage):
 
 def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
     """The TrainConfig of a trial: the cell, the experiment's settings and the sampled values."""
-    dataset, impl, optimizer, device, model = Cell(*cell)
+    dataset, impl, optimizer, device, model, compiled = Cell(*cell)
     space = exp.search_space(optimizer)
     kw: dict[str, Any] = {"lr": trial.suggest_float("lr", *_span(space["lr"]), log=True)}
     if optimizer == "momentum":
@@ -112,6 +112,7 @@ def suggest_config(trial, exp: Experiment, cell) -> TrainConfig:
         impl=impl,
         optimizer=optimizer,
         device=device,
+        compile=compiled,
         dtype=exp.dtype,
         seed=exp.seed,
         eval_every=exp.eval_every,
@@ -217,12 +218,13 @@ class _Objective:
         finish, told = self.hooks["finish"], self.told
         told.clear()
         told["trial"] = trial
-        config = suggest_config(trial, self.exp, self.cell)
-        if self.overrides:  # the sweep's --torch-threads / --compile: params of every trial
-            overrides = dict(self.overrides)
-            if not can_compile(config.impl, config.model):  # numpy and mlp trials stay eager
-                overrides.pop("compile", None)
-            config = config.replace(**overrides)
+        try:
+            config = suggest_config(trial, self.exp, self.cell)
+            if self.overrides:  # the sweep's --torch-threads: a param of every trial
+                config = config.replace(**self.overrides)
+        except Exception as exc:  # a config that cannot train counts as this cell's error
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:1000])
+            raise
         trial.set_user_attr("config", config.to_params())
         handle = self.hooks["start"](trial, config)
         history: list[tuple[int, dict]] = []

@@ -56,7 +56,7 @@ def summarize(exp: Experiment, storage):
     linear = any(c.model == "linear" for c in exp.cells())
     rows = []
     for cell in exp.cells():
-        dataset, impl, optimizer, device, model = Cell(*cell)
+        dataset, impl, optimizer, device, model, compiled = Cell(*cell)
         study = st.open_study(exp, cell, storage)
         best = st.best_trial(study)
         res = best.user_attrs.get("result", {}) if best else {}
@@ -79,6 +79,7 @@ def summarize(exp: Experiment, storage):
                 "impl": impl,
                 "optimizer": optimizer,
                 "device": device,
+                **({"compile": compiled} if any(c.compile for c in exp.cells()) else {}),
                 "trials": st.count_finished(study),
                 f"best_{exp.objective}": best.value if best else float("nan"),
                 **scores,

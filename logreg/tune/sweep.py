@@ -22,7 +22,7 @@ from logreg.tune.progress import Progress
 from logreg.tune.solver import BackgroundOptimum
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
 from logreg.tune.summary import summarize, write_summary
-from logreg.validation import Interval, OfType, check_params
+from logreg.validation import Interval, check_params
 
 
 @dataclass
@@ -45,15 +45,12 @@ class SweepOptions:
     torch_threads: int = 1
     """torch CPU threads of every trial (its config's torch_threads); 0 chooses from the dataset's
     size as `train` does. 1 by default: trials are small, and --workers gives the parallelism."""
-    compile: bool = False
-    """Run every torch trial's training step under torch.compile (its config's compile)."""
 
     def __post_init__(self) -> None:
         check_params(
             {
                 "workers": Interval(int, 1),
                 "torch_threads": TORCH_THREADS,
-                "compile": OfType((bool,), "a bool"),
             },
             vars(self),
         )
@@ -62,7 +59,7 @@ class SweepOptions:
 
     def overrides(self) -> dict:
         """TrainConfig fields every trial takes from these options (and logs as params)."""
-        return {"torch_threads": self.torch_threads, "compile": self.compile}
+        return {"torch_threads": self.torch_threads}
 
 
 class SigtermAsInterrupt:
