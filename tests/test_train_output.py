@@ -143,6 +143,37 @@ def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
     assert curve[:, 1] == pytest.approx(expected)
 
 
+def test_fitted_line_of_the_linear_model_is_the_tutorials_y_equals_2x(tmp_path, monkeypatch, run_cli):
+    # line: x = 1, 2, 3 -> y = 2, 4, 6. The drawn line is y = 2x (the closed form), over the data.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from logreg.report import plots
+
+    result = train(
+        TrainConfig(dataset="line", model="linear", optimizer="sgd", lr=0.05, epochs=300, dtype="float64")
+    )
+    drawn = {}
+    real_close = plt.close
+
+    def keep(fig):
+        drawn["lines"] = [line.get_xydata() for line in fig.axes[0].get_lines()]
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    plots.fitted_curve(result, "t", tmp_path / "l.png")
+    line = drawn["lines"][0]
+    assert line[:, 1] == pytest.approx(2 * line[:, 0], abs=1e-3)
+    status, out, err = run_cli(
+        "train", "--dataset", "line", "--model", "linear", "--lr", "0.05", "--optimizer", "sgd",
+        "--plot", tmp_path / "cli.png", "--quiet",
+    )  # fmt: skip
+    assert status == 0, err
+    assert (tmp_path / "cli.png").read_bytes()[:8] == PNG
+
+
 def test_the_sweep_logs_the_fitted_curve_of_a_one_feature_dataset(tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -99,9 +99,11 @@ def decision_boundary(result, title: str, path: Path) -> Path:
 def _fitted_1d(result, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
     """The fitted curves at raw inputs x: (values (n, curves), curve labels, y-axis label).
 
-    A classifier gives P(y = k | x): class 1 for a binary problem, every class otherwise. (A
-    regression model would return its fitted line here, with the target's name as the label.)
+    A classifier gives P(y = k | x): class 1 for a binary problem, every class otherwise; the
+    linear model its fitted line.
     """
+    if result.model.model == "linear":
+        return result.model.predict(x[:, None])[:, None], ["fitted line"], "y"
     proba = result.predict_proba(x[:, None])
     names = list(result.split.class_names)
     if proba.shape[1] == 2:
@@ -110,7 +112,8 @@ def _fitted_1d(result, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
 
 
 def fitted_curve(result, title: str, path: Path) -> Path:
-    """For a dataset with one feature: the fitted P(y = 1 | x) curve over the data points, raw units."""
+    """For a dataset with one feature: the fitted P(y = 1 | x) curve (linear: the fitted line) over
+    the data points, raw units."""
     plt = _plt()
     split = result.split
     parts = [("train", split.X_train, split.y_train, "o"), ("test", split.X_test, split.y_test, "x")]
@@ -131,7 +134,8 @@ def fitted_curve(result, title: str, path: Path) -> Path:
         ax.scatter(raw[name], y, marker=marker, color="k" if binary else None, s=30, label=f"{name} data")
     if probe_x:
         ax.plot([probe.x[0]], [result.metrics[probe.metric]], "s", color="C3", label=probe.label)
-    ax.axhline(0.5, color="0.8", lw=0.8, zorder=0)
+    if result.model.model != "linear":
+        ax.axhline(0.5, color="0.8", lw=0.8, zorder=0)
     ax.set(xlabel=split.feature_names[0], ylabel=ylabel, title=title)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
