@@ -168,7 +168,43 @@ def test_sweep_comparison_takes_the_best_trial_by_val_loss(tmp_path):
     assert len(sweeps) == 1
     best = sweeps.iloc[0]
     assert (best["test_accuracy"], best["fit_seconds"], best["trials"]) == (0.95, 0.4, 3)
-    assert "| smoke | blobs | numpy | adam | cpu |" in (tmp_path / "out" / "sweeps.md").read_text()
+    # A store from before the model and compile axes: logistic, eager.
+    assert (
+        "| smoke | blobs | logistic | numpy | adam | False | cpu |"
+        in (tmp_path / "out" / "sweeps.md").read_text()
+    )
+
+
+def test_sweep_comparison_keeps_models_apart_and_reports_r2_for_linear(tmp_path):
+    from logreg.tracking import Tracker
+
+    uri = _store(tmp_path, "sweep")
+    cells = [  # (model, dataset, val_loss, metrics)
+        ("logistic", "moons", 0.30, {"test_accuracy": 0.86}),
+        ("mlp", "moons", 0.05, {"test_accuracy": 0.99}),
+        ("linear", "diabetes", 3000.0, {"test_r2": 0.45}),
+    ]
+    with Tracker(uri) as tracker:
+        exp = tracker.experiment_id("sweep/tutorials")
+        for model, dataset, val_loss, metrics in cells:
+            parent = tracker.start_run(exp, f"{dataset}__{model}", {"logreg.run_kind": "study"})
+            child = tracker.start_run(exp, "trial-0", {"logreg.run_kind": "trial"}, parent=parent)
+            params = {
+                "dataset": dataset,
+                "model": model,
+                "impl": "numpy",
+                "optimizer": "adam",
+                "device": "cpu",
+            }
+            tracker.log(child, params=params, metrics={"val_loss": val_loss, **metrics})
+            tracker.end_run(child)
+            tracker.end_run(parent)
+    sweeps = cmp.compare([uri], tmp_path / "out")["sweeps"]
+    rows = {(r.dataset, r.model): r for r in sweeps.itertuples()}
+    assert set(rows) == {("moons", "logistic"), ("moons", "mlp"), ("diabetes", "linear")}
+    assert rows[("moons", "mlp")].test_accuracy == 0.99 and rows[("moons", "logistic")].test_accuracy == 0.86
+    assert rows[("diabetes", "linear")].test_r2 == 0.45
+    assert math.isnan(rows[("diabetes", "linear")].test_accuracy)
 
 
 def test_empty_store_is_bad_input(run_cli, tmp_path):

@@ -9,9 +9,9 @@ URI, e.g. a CPU machine's store and a GPU machine's store, and writes under
     speedup.csv / speedup.md         CUDA / CPU samples per second per impl x n, and the
                                      crossover n where CUDA overtakes the CPU
     throughput.png, speedup.png      log-log plots
-    sweeps.csv / sweeps.md           per sweep cell and device: the best trial (lowest
-                                     val_loss, the tuning objective) with its test accuracy
-                                     and fit time
+    sweeps.csv / sweeps.md           per sweep cell (model, compile too) and device: the best
+                                     trial (lowest val_loss, the tuning objective) with its
+                                     test accuracy (or R^2 for linear) and fit time
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def load_runs(uris: Sequence[str]):
             if name == "throughput":
                 continue
             df = search_runs(uri, [name])
-            if len(df) and "params.impl" in df and "metrics.test_accuracy" in df:
+            if len(df) and "params.impl" in df and ("metrics.test_accuracy" in df or "metrics.test_r2" in df):
                 df["source"], df["experiment"] = mask_uri(uri), name
                 sweeps.append(df)
     return (
@@ -133,7 +133,8 @@ def crossovers(speedup):
 
 
 def sweep_table(runs):
-    """Per sweep cell (experiment, dataset, impl, optimizer) and device: the best trial."""
+    """Per sweep cell (experiment, dataset, model, impl, optimizer, compile) and device: the best
+    trial (lowest val_loss), with its test accuracy (classifiers) or test R^2 (linear)."""
     import pandas as pd
 
     if runs.empty:
@@ -141,24 +142,38 @@ def sweep_table(runs):
     df = runs
     if "tags.mlflow.parentRunId" in df:  # trials are the child runs of a study's parent run
         df = df[df["tags.mlflow.parentRunId"].notna()]
-    df = df[_num(df["metrics.test_accuracy"]).notna()]
+    if "tags.logreg.run_kind" in df:  # not the repeats of a best config
+        df = df[df["tags.logreg.run_kind"].fillna("trial") == "trial"]
+    nan = pd.Series(float("nan"), index=df.index)
+    accuracy = _num(df["metrics.test_accuracy"]) if "metrics.test_accuracy" in df else nan
+    r2 = _num(df["metrics.test_r2"]) if "metrics.test_r2" in df else nan
+    keep = accuracy.notna() | r2.notna()
+    df, accuracy, r2 = df[keep], accuracy[keep], r2[keep]
     if df.empty:
         return pd.DataFrame()
     device = df.get("tags.logreg.device_kind", df.get("params.device"))
+    # Stores written before the model axis / the compile axis: logistic, eager.
+    model = df["params.model"].fillna("logistic") if "params.model" in df else "logistic"
+    compiled = df["params.compile"].fillna("False") == "True" if "params.compile" in df else False
     t = pd.DataFrame(
         {
             "experiment": df["experiment"],
             "dataset": df["params.dataset"],
+            "model": model,
             "impl": df["params.impl"],
             "optimizer": df["params.optimizer"],
+            "compile": compiled,
             "device": device,
             "val_loss": _num(df.get("metrics.val_loss")),
-            "test_accuracy": _num(df["metrics.test_accuracy"]),
+            "test_accuracy": accuracy,
+            "test_r2": r2,
             "fit_seconds": _num(df.get("metrics.fit_seconds")),
             "source": df["source"],
         }
     )
-    keys = ["experiment", "dataset", "impl", "optimizer", "device"]
+    if t["test_r2"].isna().all():
+        t = t.drop(columns="test_r2")  # no linear cells: the table stays as it was
+    keys = ["experiment", "dataset", "model", "impl", "optimizer", "compile", "device"]
     t["_rank"] = t["val_loss"].fillna(math.inf)
     best = t.sort_values("_rank").groupby(keys, as_index=False).first()
     best["trials"] = t.groupby(keys).size().values
@@ -283,6 +298,7 @@ def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print)
                 sweeps,
                 {
                     "test_accuracy": lambda v: f"{v:.4f}",
+                    "test_r2": lambda v: f"{v:.4f}",
                     "fit_seconds": lambda v: f"{v:.3g}",
                     "val_loss": lambda v: f"{v:.4f}",
                 },
