@@ -9,7 +9,7 @@ from typing import Any
 from logreg.config import TrainConfig
 from logreg.data import load_split
 from logreg.model import save_model
-from logreg.optimum import optimum_for
+from logreg.optimum import cached_optimum, optimum_for
 from logreg.report import plots as figures
 from logreg.tracking import dataset_tags, environment_tags
 from logreg.train import suboptimality, train
@@ -49,7 +49,7 @@ class CellTracking:
         self.last_optimum = None
         self.solver = solver
         """A tune.solver.BackgroundOptimum: F* solved while the trials train (else inline)."""
-        self._pending = None  # the running trial's F*, still being solved
+        self._pending = None  # (config, split) of the running trial, whose F* is not cached
         self._deferred: list[tuple] = []  # (run, history, F(w_0), pending F*) of ended trials
 
     def end_stale(self, study) -> int:
@@ -165,7 +165,9 @@ class CellTracking:
         """F* of the trial's objective, to log suboptimality against (tracked sweeps only).
 
         Cached per (dataset digest, model, weight decay) in this process: computed once per
-        dataset and weight decay, warm-started from the nearest one already solved.
+        dataset and weight decay, warm-started from the nearest one already solved. With a
+        solver, an F* not cached yet is solved once the trial completes (pruned and failed
+        trials need none), in the helper process, while the next trial trains.
         """
         self.last_optimum, self._pending = None, None
         if self.tracker is None:
@@ -174,12 +176,14 @@ class CellTracking:
         if self.solver is None:
             self.last_optimum = optimum_for(config, split)
             return self.last_optimum
-        found = self.solver.submit(config, split)
-        if hasattr(found, "ready"):  # being solved: the trial records its objective meanwhile
-            self._pending = found
-            return lambda: None
-        self.last_optimum = found
-        return found
+        if config.model == "mlp":
+            return None  # not convex: no F*
+        found, value = cached_optimum(config, split)
+        if found:
+            self.last_optimum = value
+            return value
+        self._pending = (config, split)
+        return lambda: None  # the trial records its objective; F* comes later
 
     def log_suboptimality(self, block: bool = False) -> None:
         """Log the suboptimality of ended trials whose F* has come in (block: wait for all)."""
@@ -231,12 +235,13 @@ class CellTracking:
                 hist[key] = [m[key] for _, m in history]
         metrics.update(_optimum_metrics(self.last_optimum))
         tags.update(_optimum_tags(self.last_optimum))
-        if self._pending is not None and result is not None:
+        if self._pending is not None and state == "COMPLETE":
             keys = ("epoch", "train_seconds", "train_objective")
             history_now = {k: list(result.history[k]) for k in keys if k in result.history}
-            self._deferred.append((handle, history_now, result.initial_objective, self._pending))
-        elif self._pending is not None:
-            self._pending.cancel()  # pruned or failed: no objective history to compare with F*
+            found = self.solver.submit(*self._pending)
+            if not hasattr(found, "ready"):  # solved meanwhile (a repeated weight decay)
+                found = _Solved(found)
+            self._deferred.append((handle, history_now, result.initial_objective, found))
         self._pending = None
         steps = hist["epoch"]
         series = {k: v for k, v in hist.items() if k != "epoch"}
@@ -362,3 +367,16 @@ def _optimum_tags(opt) -> dict[str, str]:
         "logreg.optimum_tolerance": f"{opt.tolerance:g}",
         **({"logreg.optimum_message": opt.message} if opt.message else {}),
     }
+
+
+class _Solved:
+    """An F* already known, with a pending one's interface."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def __call__(self):
+        return self.value

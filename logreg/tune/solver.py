@@ -2,15 +2,15 @@
 
 A sweep searches weight_decay, so nearly every trial has an objective of its own and an F* of its
 own (logreg.optimum; up to ~0.1 s for softmax on digits). The trial process hands the solve to
-one helper process (forked once, on first use) when the trial starts, and never waits for it:
-the trial logs its train_objective, and its suboptimality follows when the answer is in
+one helper process (forked once, on first use) when the trial has completed (pruned and failed
+trials need no F*), and never waits for it: the trial logs its train_objective, and its
+suboptimality follows when the answer is in, while the next trials train
 (tune.cell.CellTracking.log_suboptimality; at the latest when the cell ends). Like the MLflow
 writer, the helper ignores Ctrl-C (the sweep decides how to stop) and exits when its parent dies.
 """
 
 from __future__ import annotations
 
-import collections
 import multiprocessing as mp
 import os
 import queue
@@ -23,33 +23,20 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    todo: collections.deque = collections.deque()
-    cancelled: set[int] = set()
     while True:
-        try:  # read everything queued (a cancel may follow its job), wait only when idle
-            message = jobs.get(timeout=1.0) if not todo else jobs.get_nowait()
+        try:
+            job = jobs.get(timeout=1.0)
         except queue.Empty:
-            if todo:
-                message = "solve"
-            elif os.getppid() != parent_pid:
+            if os.getppid() != parent_pid:
                 return  # the parent died (e.g. SIGKILL)
-            else:
-                continue
-        if message is None:
+            continue
+        if job is None:
             return
-        if message == "solve":
-            number, args = todo.popleft()
-            if number in cancelled:  # the trial was pruned or failed: no suboptimality to log
-                cancelled.discard(number)
-                continue
-            try:
-                answers.put((number, exact_optimum(*args)))
-            except Exception as exc:  # noqa: BLE001 - re-raised in the trial process
-                answers.put((number, exc))
-        elif message[0] == "cancel":
-            cancelled.add(message[1])
-        else:
-            todo.append(message)
+        number, args = job
+        try:
+            answers.put((number, exact_optimum(*args)))
+        except Exception as exc:  # noqa: BLE001 - re-raised in the trial process
+            answers.put((number, exc))
 
 
 class BackgroundOptimum:
@@ -84,10 +71,6 @@ class BackgroundOptimum:
         number, self._next = self._next, self._next + 1
         self._jobs.put((number, solve_args(config, split)))
         return Pending(self, number, config, split)
-
-    def cancel(self, number: int) -> None:
-        """Job `number` is not needed any more (if not started, it is skipped)."""
-        self._jobs.put(("cancel", number))
 
     def answered(self, number: int) -> bool:
         """Whether job `number`'s answer is in (without waiting)."""
@@ -131,9 +114,6 @@ class Pending:
 
     def ready(self) -> bool:
         return self.solver.answered(self.number)
-
-    def cancel(self) -> None:
-        self.solver.cancel(self.number)
 
     def __call__(self) -> Optimum | None:
         return self.solver.wait(self.number, self.config, self.split)
