@@ -183,3 +183,34 @@ def test_background_solver_gives_the_optimum_train_logs_against():
     objective = np.array(result.history["train_objective"])
     np.testing.assert_allclose(result.history["suboptimality"], objective - cached.value, rtol=0, atol=1e-15)
     assert "time_to_eps_1e-2" in result.timings
+
+
+def test_a_failed_solve_is_a_tag_on_the_run_not_a_stopped_sweep(tmp_path):
+    # The F* helper's error reaches the trial process when its answer is read: the run says why,
+    # the suboptimality is left out, and nothing is retried for ever.
+    from logreg.tracking import Tracker
+    from logreg.tune.cell import CellTracking
+
+    class Broken:
+        def ready(self):
+            return True
+
+        def __call__(self):
+            raise RuntimeError("singular Hessian")
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    with Tracker(uri) as tracker:
+        exp_id = tracker.experiment_id("e")
+        handle = tracker.start_run(exp_id, "r", {})
+        ct = CellTracking.__new__(CellTracking)
+        ct.tracker = tracker
+        ct._deferred = [(handle, {"epoch": [1], "train_objective": [0.5]}, 0.7, Broken())]  # noqa: SLF001
+        ct.log_suboptimality(block=True)
+        assert ct._deferred == []  # noqa: SLF001
+        tracker.end_run(handle)
+        tracker.flush()
+        run = tracker.client.get_run(handle.run_id)
+    assert (
+        run.data.tags["logreg.optimum_message"] == "F* could not be computed: RuntimeError: singular Hessian"
+    )
+    assert "suboptimality" not in run.data.metrics

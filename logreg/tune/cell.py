@@ -187,12 +187,18 @@ class CellTracking:
 
     def log_suboptimality(self, block: bool = False) -> None:
         """Log the suboptimality of ended trials whose F* has come in (block: wait for all)."""
-        keep = []
-        for handle, history, initial, pending in self._deferred:
+        keep, deferred = [], self._deferred
+        self._deferred = []
+        for handle, history, initial, pending in deferred:
             if not block and not pending.ready():
                 keep.append((handle, history, initial, pending))
                 continue
-            opt = pending()
+            try:
+                opt = pending()
+            except Exception as exc:  # noqa: BLE001 - a side metric: say why, never stop the sweep
+                reason = f"F* could not be computed: {type(exc).__name__}: {exc}"[:1000]
+                self.tracker.log(handle, tags={"logreg.optimum_message": reason})
+                continue
             series, timings = suboptimality(history, initial, opt)
             self.tracker.log(
                 handle, metrics={**timings, **_optimum_metrics(opt)}, tags=_optimum_tags(opt),
