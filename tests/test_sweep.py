@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -342,8 +343,9 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
     )
-    deadline = time.time() + 60
-    while time.time() < deadline:  # wait until a trial completed and the next one runs
+    deadline = time.time() + 120
+    while True:  # wait until a trial completed and the next one is training
+        assert time.time() < deadline and proc.poll() is None, "no trial in flight to interrupt"
         try:
             trials = optuna.load_study(
                 study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage
@@ -351,7 +353,12 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
         except KeyError:
             trials = []
         if any(t.state.name == "COMPLETE" for t in trials) and trials[-1].state.name == "RUNNING":
-            break
+            # RUNNING in Optuna is not enough (the sampler may still be at work): its MLflow run,
+            # which the objective starts before training (~1 s here), must exist.
+            with contextlib.suppress(Exception):
+                runs = _runs(uri, "sweep/slow")
+                if (runs.get("tags.logreg.trial_number") == str(trials[-1].number)).any():
+                    break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

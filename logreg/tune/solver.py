@@ -23,6 +23,7 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    data: dict[str, tuple] = {}  # (X, y) by dataset digest: sent once, not with every job
     while True:
         try:
             job = jobs.get(timeout=1.0)
@@ -32,9 +33,12 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
             continue
         if job is None:
             return
-        number, args = job
+        if job[0] == "data":
+            data[job[1]] = job[2:]
+            continue
+        number, digest, args = job
         try:
-            answers.put((number, exact_optimum(*args)))
+            answers.put((number, exact_optimum(*data[digest], *args)))
         except Exception as exc:  # noqa: BLE001 - re-raised in the trial process
             answers.put((number, exc))
 
@@ -47,6 +51,7 @@ class BackgroundOptimum:
         self._jobs = self._answers = None
         self._next = 0
         self._done: dict[int, object] = {}
+        self._sent: set[str] = set()  # digests whose rows the helper holds
 
     def _start(self) -> bool:
         if self._proc is not None:
@@ -69,7 +74,11 @@ class BackgroundOptimum:
         if not self._start():
             return optimum_for(config, split)
         number, self._next = self._next, self._next + 1
-        self._jobs.put((number, solve_args(config, split)))
+        X, y, *args = solve_args(config, split)
+        if split.digest not in self._sent:
+            self._jobs.put(("data", split.digest, X, y))
+            self._sent.add(split.digest)
+        self._jobs.put((number, split.digest, tuple(args)))
         return Pending(self, number, config, split)
 
     def answered(self, number: int) -> bool:
@@ -98,11 +107,16 @@ class BackgroundOptimum:
         return True
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            self._jobs.put(None)
-            self._proc.join(timeout=5)
+        """Stop the helper (at most ~1 s: a sweep reads every answer before; after Ctrl-C none is needed)."""
+        if self._proc is not None:
             if self._proc.is_alive():
-                self._proc.terminate()
+                self._jobs.put(None)
+                self._proc.join(timeout=1)
+                if self._proc.is_alive():
+                    self._proc.terminate()
+            # Never block this process's exit flushing what a stopped helper will not read.
+            self._jobs.cancel_join_thread()
+            self._answers.cancel_join_thread()
         self._proc = None
 
 
