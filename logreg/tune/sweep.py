@@ -138,16 +138,15 @@ def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir,
     # A failed MLflow write stops the sweep before the next trial (one clear error,
     # exit 2) rather than running on untracked; completed trials are kept.
     stop = _tracking_failed(tracker)
-    st.run_cell(exp, cell, study, hooks, stop=stop, overrides=opts.overrides())
-    ct.log_suboptimality(block=True)  # F* of the last trials, solved while they trained
-    # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
-    # belonged to dead processes: their runs end KILLED now, not at the next sweep; a trial
-    # failed only now has a retry queued (RDB heartbeats), which runs here.
-    ct.end_stale(study)
-    if st.has_waiting(study):
+    while True:
         st.run_cell(exp, cell, study, hooks, stop=stop, overrides=opts.overrides())
-        ct.log_suboptimality(block=True)
+        ct.log_suboptimality(block=True)  # F* of the last trials, solved while they trained
+        # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
+        # belonged to dead processes: their runs end KILLED now, not at the next sweep; a trial
+        # failed only now has a retry queued (RDB heartbeats), which the next round runs.
         ct.end_stale(study)
+        if not st.has_waiting(study):
+            break
     if progress:
         progress.cells_done += 1
         progress.cell(name, best[0])
