@@ -118,8 +118,8 @@ def test_plot_of_an_unsupported_dataset_exits_2_before_training(tmp_path, run_cl
     assert not path.exists()
 
 
-def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
-    # The curve drawn is predict_proba over the x grid: check it through matplotlib's own data.
+def _drawn_fitted_curve(result, path, monkeypatch):
+    """The (x, y) points of the first line plots.fitted_curve draws, read from matplotlib itself."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,7 +127,6 @@ def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
 
     from logreg.report import plots
 
-    result = train(TrainConfig(dataset="hours", optimizer="momentum"))
     drawn = {}
     real_close = plt.close
 
@@ -136,8 +135,14 @@ def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
         real_close(fig)
 
     monkeypatch.setattr(plt, "close", keep)
-    plots.fitted_curve(result, "t", tmp_path / "c.png")
-    curve = drawn["lines"][0]
+    plots.fitted_curve(result, "t", path)
+    return drawn["lines"][0]
+
+
+def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
+    # The curve drawn is predict_proba over the x grid: check it through matplotlib's own data.
+    result = train(TrainConfig(dataset="hours", optimizer="momentum"))
+    curve = _drawn_fitted_curve(result, tmp_path / "c.png", monkeypatch)
     assert curve[:, 0].min() < 1 and curve[:, 0].max() > 4  # the data and the 4-hour probe
     expected = result.predict_proba(curve[:, :1])[:, 1]
     assert curve[:, 1] == pytest.approx(expected)
@@ -145,26 +150,10 @@ def test_fitted_curve_is_the_models_probability(tmp_path, monkeypatch):
 
 def test_fitted_line_of_the_linear_model_is_the_tutorials_y_equals_2x(tmp_path, monkeypatch, run_cli):
     # line: x = 1, 2, 3 -> y = 2, 4, 6. The drawn line is y = 2x (the closed form), over the data.
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from logreg.report import plots
-
     result = train(
         TrainConfig(dataset="line", model="linear", optimizer="sgd", lr=0.05, epochs=300, dtype="float64")
     )
-    drawn = {}
-    real_close = plt.close
-
-    def keep(fig):
-        drawn["lines"] = [line.get_xydata() for line in fig.axes[0].get_lines()]
-        real_close(fig)
-
-    monkeypatch.setattr(plt, "close", keep)
-    plots.fitted_curve(result, "t", tmp_path / "l.png")
-    line = drawn["lines"][0]
+    line = _drawn_fitted_curve(result, tmp_path / "l.png", monkeypatch)
     assert line[:, 1] == pytest.approx(2 * line[:, 0], abs=1e-3)
     status, out, err = run_cli(
         "train", "--dataset", "line", "--model", "linear", "--lr", "0.05", "--optimizer", "sgd",
