@@ -124,23 +124,3 @@ def test_a_sweep_runs_eager_and_compiled_cells_side_by_side(tmp_path):
     assert list(compiled["tags.mlflow.runName"]) == ["blobs__module__sgd__compiled__trial-0"]
     assert compiled["metrics.compile_seconds"].iloc[0] > 0
     assert runs[runs["params.compile"] == "False"]["metrics.compile_seconds"].isna().all()
-
-
-def test_a_config_that_cannot_train_stops_the_cell_with_one_error():
-    # An override TrainConfig refuses (compile on numpy) fails the trial before training: it is
-    # counted as the cell's error (so the loop ends), not retried for ever.
-    import optuna
-
-    from logreg.tune import load_experiment
-    from logreg.tune import study as st
-
-    smoke = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
-    exp = load_experiment(smoke).override(datasets=["blobs"], impls=["numpy"], optimizers=["sgd"], n_trials=2)
-    (cell,) = exp.cells()
-    study = optuna.create_study(direction=exp.direction)
-    hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
-    with pytest.raises(
-        LogregError, match=r"2 trials raised errors \(last: LogregError: The 'compile' parameter"
-    ):
-        st.run_cell(exp, cell, study, hooks, overrides={"compile": True})
-    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from logreg.errors import LogregError
 from logreg.model import load_model
 from logreg.tune import SweepOptions, run_name, run_sweep
+from logreg.tune import study as st
 from logreg.tune.experiment import load_experiment, validate
 from tests.helpers import free_port, start_mlflow_server
 
@@ -475,3 +476,37 @@ def test_optuna_dashboard_reads_the_default_storage(smoke_sweep):
     finally:
         dash.terminate()
         dash.wait(timeout=30)
+
+
+def _one_cell(n_trials: int = 2):
+    """blobs x numpy x sgd from smoke.toml, an in-memory study, and hooks that do nothing."""
+    one = {"datasets": ["blobs"], "impls": ["numpy"], "optimizers": ["sgd"]}
+    exp = load_experiment(SMOKE).override(**one, n_trials=n_trials)
+    (cell,) = exp.cells()
+    hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
+    return exp, cell, optuna.create_study(direction=exp.direction), hooks
+
+
+def test_a_config_that_cannot_train_stops_the_cell_with_one_error():
+    # An override TrainConfig refuses (compile on numpy) fails the trial before training: it is
+    # counted as the cell's error (so the loop ends), not retried for ever.
+    exp, cell, study, hooks = _one_cell()
+    with pytest.raises(
+        LogregError, match=r"2 trials raised errors \(last: LogregError: The 'compile' parameter"
+    ):
+        st.run_cell(exp, cell, study, hooks, overrides={"compile": True})
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+
+
+@pytest.mark.parametrize("hook", ["start", "finish"])
+def test_a_tracking_hook_that_raises_stops_the_cell_with_one_error(hook):
+    # A hook that raises after the trial trained (e.g. logging its result) fails the trial as an
+    # error of the cell, so run_cell stops at max_errors instead of retrying it for ever.
+    def broken(*args):
+        raise RuntimeError(f"{hook} broke")
+
+    exp, cell, study, hooks = _one_cell()
+    hooks[hook] = broken
+    with pytest.raises(LogregError, match=rf"2 trials raised errors \(last: RuntimeError: {hook} broke"):
+        st.run_cell(exp, cell, study, hooks)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]

@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import queue
 
-from logreg.optimum import Optimum, cached_optimum, exact_optimum, optimum_for, remember, solve_args
+from logreg.optimum import Optimum, cached_optimum, optimum_for, remember, solve
 
 
 def _solver_loop(jobs, answers, parent_pid: int) -> None:
@@ -23,7 +23,11 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    data: dict[str, tuple] = {}  # (X, y) by dataset digest: sent once, not with every job
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the helper shares the machine with the training process it runs beside.
+    threadpool_limits(1)
+    data: dict[str, tuple] = {}  # (X, y, n_classes) by dataset digest: sent once, not with every job
     while True:
         try:
             job = jobs.get(timeout=1.0)
@@ -36,9 +40,10 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
         if job[0] == "data":
             data[job[1]] = job[2:]
             continue
-        number, digest, args = job
+        number, digest, model, weight_decay = job
         try:
-            answers.put((number, exact_optimum(*data[digest], *args)))
+            # Cached here too: each new weight decay starts from the nearest one this helper solved.
+            answers.put((number, solve(digest, *data[digest], model, weight_decay)))
         except Exception as exc:  # noqa: BLE001 - re-raised in the trial process
             answers.put((number, exc))
 
@@ -74,11 +79,10 @@ class BackgroundOptimum:
         if not self._start():
             return optimum_for(config, split)
         number, self._next = self._next, self._next + 1
-        X, y, *args = solve_args(config, split)
         if split.digest not in self._sent:
-            self._jobs.put(("data", split.digest, X, y))
+            self._jobs.put(("data", split.digest, split.X_train, split.y_train, split.n_classes))
             self._sent.add(split.digest)
-        self._jobs.put((number, split.digest, tuple(args)))
+        self._jobs.put((number, split.digest, config.model, config.weight_decay))
         return Pending(self, number, config, split)
 
     def answered(self, number: int) -> bool:

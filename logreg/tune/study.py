@@ -213,18 +213,27 @@ class _Objective:
 
     def __call__(self, trial) -> float:
         optuna = import_optuna()
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            # Whatever raised (a config that cannot train, a tracking hook) counts as this cell's
+            # error, so run_cell stops at max_errors instead of retrying the trial for ever.
+            if "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:1000])
+            raise
+
+    def _run(self, trial) -> float:
+        optuna = import_optuna()
         from logreg.train import train
 
         finish, told = self.hooks["finish"], self.told
         told.clear()
         told["trial"] = trial
-        try:
-            config = suggest_config(trial, self.exp, self.cell)
-            if self.overrides:  # the sweep's --torch-threads: a param of every trial
-                config = config.replace(**self.overrides)
-        except Exception as exc:  # a config that cannot train counts as this cell's error
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:1000])
-            raise
+        config = suggest_config(trial, self.exp, self.cell)
+        if self.overrides:  # the sweep's --torch-threads: a param of every trial
+            config = config.replace(**self.overrides)
         trial.set_user_attr("config", config.to_params())
         handle = self.hooks["start"](trial, config)
         history: list[tuple[int, dict]] = []
