@@ -510,3 +510,21 @@ def test_a_tracking_hook_that_raises_stops_the_cell_with_one_error(hook):
     with pytest.raises(LogregError, match=rf"2 trials raised errors \(last: RuntimeError: {hook} broke"):
         st.run_cell(exp, cell, study, hooks)
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+
+
+@pytest.mark.parametrize("optimum", [True, False])
+def test_no_optimum_logs_no_suboptimality(tmp_path, shared_uri, optimum):
+    # sweep --no-optimum: no F* solved, nothing of it logged; by default every completed run says
+    # how F* was found (iris's classes are separable at weight_decay 0: F* is NaN, with the reason).
+    exp = _tiny(tmp_path, f"optimum-{optimum}", n_trials=2, repeats=2)
+    opts = SweepOptions(
+        storage=str(tmp_path / "j.log"), tracking_uri=shared_uri, progress=False, plots=False,
+        results_dir=None, optimum=optimum,
+    )  # fmt: skip
+    run_sweep(exp, opts)
+    runs = _runs(shared_uri, f"sweep/optimum-{optimum}")
+    runs = runs[runs["tags.logreg.run_kind"].isin(["trial", "repeat"])]
+    assert len(runs) == 4
+    for column in ("tags.logreg.optimum_solver", "metrics.train_objective"):
+        logged = runs[column].notna() if column in runs else pd.Series(False, index=runs.index)
+        assert logged.all() if optimum else not logged.any(), column

@@ -40,6 +40,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-track", action="store_true", help="run without MLflow tracking")
     p.add_argument("--no-plots", action="store_true", help="skip the per-study PNG artifacts")
+    p.add_argument(
+        "--no-optimum",
+        action="store_true",
+        help="no exact optimum F* per weight decay: trials log no train_objective or "
+        "suboptimality (for data where a Newton solve per trial costs too much)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--torch-threads",
@@ -116,6 +122,8 @@ def _override_args(args) -> list[str]:
             out += [flag, ",".join(value)]
     if args.no_plots:
         out.append("--no-plots")
+    if args.no_optimum:
+        out.append("--no-optimum")
     out += ["--compile"] if args.compile else []
     return out + ["--torch-threads", str(args.torch_threads)]
 
@@ -129,6 +137,7 @@ def _options(args, **extra):
         track=not args.no_track,
         progress=not args.no_progress,
         plots=not args.no_plots,
+        optimum=not args.no_optimum,
         torch_threads=args.torch_threads,
         **extra,
     )

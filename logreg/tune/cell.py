@@ -42,8 +42,10 @@ def run_name(cell, number: int) -> str:
 class CellTracking:
     """MLflow side of one study: its parent run and one child run per trial."""
 
-    def __init__(self, tracker, experiment_id: str, exp: Experiment, cell, solver=None):
+    def __init__(self, tracker, experiment_id: str, exp: Experiment, cell, solver=None, optimum: bool = True):
         self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, cell
+        self.with_optimum = optimum
+        """False (sweep --no-optimum): no F*, no train_objective, no suboptimality."""
         self.study_name = exp.study_name(cell)
         self.parent = None
         self.last_optimum = None
@@ -170,7 +172,7 @@ class CellTracking:
         trials need none), in the helper process, while the next trial trains.
         """
         self.last_optimum, self._pending = None, None
-        if self.tracker is None:
+        if self.tracker is None or not self.with_optimum:
             return None
         split = load_split(config)
         if self.solver is None:
@@ -271,7 +273,7 @@ class CellTracking:
                 continue
             cfg = config.replace(seed=config.seed + r)
             split = load_split(cfg)
-            opt = optimum_for(cfg, split)
+            opt = optimum_for(cfg, split) if self.with_optimum else None
             result = train(cfg, split=split, optimum=opt)
             tags = {
                 **environment_tags(cfg.resolved_device),

@@ -36,6 +36,8 @@ class SweepOptions:
     track: bool = True
     progress: bool = True
     plots: bool = True
+    optimum: bool = True
+    """Solve F* per (dataset, model, weight decay) and log each tracked trial's suboptimality."""
     results_dir: Path | None = Path("results")
     workers: int = 1
     finalize: bool = True
@@ -97,7 +99,7 @@ def run_cells(
     workdir: Path | None = None,
 ) -> None:
     """Run every cell's study to n_trials finished trials (this process only)."""
-    solver = BackgroundOptimum() if tracker is not None else None
+    solver = BackgroundOptimum() if tracker is not None and opts.optimum else None
     try:
         for cell in exp.cells():
             _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir, cell, solver)
@@ -110,7 +112,7 @@ def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir,
     """One cell's study to n_trials finished trials, then its parent run's summary."""
     study = st.open_study(exp, cell, storage)
     name = exp.study_name(cell)
-    ct = CellTracking(tracker, experiment_id, exp, cell, solver)
+    ct = CellTracking(tracker, experiment_id, exp, cell, solver, optimum=opts.optimum)
     if st.count_finished(study) >= exp.trials_per_cell(cell[2]):
         ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
         if not st.has_waiting(study):  # (else its trial, failed just now, waits for its retry)
