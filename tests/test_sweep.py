@@ -528,3 +528,39 @@ def test_no_optimum_logs_no_suboptimality(tmp_path, shared_uri, optimum):
     for column in ("tags.logreg.optimum_solver", "metrics.train_objective"):
         logged = runs[column].notna() if column in runs else pd.Series(False, index=runs.index)
         assert logged.all() if optimum else not logged.any(), column
+
+
+@pytest.mark.parametrize("where", ["inline", "helper"])
+def test_suboptimality_is_logged_whether_f_star_is_solved_inline_or_in_the_helper(
+    tmp_path, shared_uri, monkeypatch, where
+):
+    # Small problems are solved in the trial process and logged with the trial; larger ones in
+    # the helper process and logged when the answer comes in. Both give every completed trial
+    # train_objective - F*, with F* the optimum of its own weight decay (solved again here).
+    from logreg import TrainConfig, load_split
+    from logreg.optimum import optimum_for
+    from logreg.tune import solver
+
+    monkeypatch.setattr(solver, "INLINE_VALUES", 10**12 if where == "inline" else 0)
+    search = {"sgd": {"lr": [0.05, 1.0], "weight_decay": [1e-4, 1e-2]}}
+    name = f"where-{where}"
+    exp = _tiny(tmp_path, name, datasets=["digits"], n_trials=3, dtype="float64", search=search)
+    opts = SweepOptions(
+        storage=str(tmp_path / "j.log"), tracking_uri=shared_uri, progress=False, plots=False,
+        results_dir=None,
+    )  # fmt: skip
+    run_sweep(exp, opts)
+    client = MlflowClient(shared_uri)
+    runs = _runs(shared_uri, f"sweep/{name}")
+    runs = runs[runs["tags.logreg.run_kind"] == "trial"]
+    assert len(runs) == 3 and (runs["tags.logreg.trial_state"] == "COMPLETE").all()
+    for _, run in runs.iterrows():
+        objective = [m.value for m in client.get_metric_history(run["run_id"], "train_objective")]
+        sub = [m.value for m in client.get_metric_history(run["run_id"], "suboptimality")]
+        f_star = run["metrics.optimum_value"]
+        assert len(sub) == len(objective) == 2
+        assert sub == pytest.approx([v - f_star for v in objective], abs=1e-15)
+        assert min(sub) >= -1e-12 * f_star
+        wd = float(run["params.weight_decay"])
+        config = TrainConfig(dataset="digits", weight_decay=wd, dtype="float64")
+        assert f_star == pytest.approx(optimum_for(config, load_split(config)).value, rel=1e-12)

@@ -9,12 +9,13 @@ from typing import Any
 from logreg.config import TrainConfig
 from logreg.data import load_split
 from logreg.model import save_model
-from logreg.optimum import cached_optimum, optimum_for
+from logreg.optimum import Optimum, cached_optimum, optimum_for
 from logreg.report import plots as figures
 from logreg.tracking import dataset_tags, environment_tags
 from logreg.train import suboptimality, train
 from logreg.tune import study as st
 from logreg.tune.experiment import Cell, Experiment
+from logreg.tune.solver import solve_inline
 from logreg.tune.storage import storage_errors
 
 # A trial run still RUNNING in MLflow this long after its Optuna trial finished was left by a
@@ -169,7 +170,8 @@ class CellTracking:
         Cached per (dataset digest, model, weight decay) in this process: computed once per
         dataset and weight decay, warm-started from the nearest one already solved. With a
         solver, an F* not cached yet is solved once the trial completes (pruned and failed
-        trials need none), in the helper process, while the next trial trains.
+        trials need none): here, after the last epoch, when it is small (tune.solver.solve_inline),
+        else in the helper process while the next trial trains.
         """
         self.last_optimum, self._pending = None, None
         if self.tracker is None or not self.with_optimum:
@@ -184,6 +186,13 @@ class CellTracking:
         if found:
             self.last_optimum = value
             return value
+        if solve_inline(split):  # small: solved here if the trial completes, logged with its run
+
+            def solve_here() -> Optimum | None:
+                self.last_optimum = optimum_for(config, split)
+                return self.last_optimum
+
+            return solve_here
         self._pending = (config, split)
         return lambda: None  # the trial records its objective; F* comes later
 

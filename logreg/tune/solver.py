@@ -48,6 +48,20 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
             answers.put((number, exc))
 
 
+INLINE_VALUES = 200_000
+"""Below this many values in the solve (n x (d + 1) x outputs), F* is solved in the trial process
+after its last epoch (a binary Newton solve on breast_cancer: under 1 ms) and logged with the
+trial's own write; above it (softmax on digits: 7e5 values, ~40 ms), in the helper. A helper
+answer costs the MLflow writer a second write per trial, which cost more than small solves."""
+
+
+def solve_inline(split) -> bool:
+    """Whether F* on this split is cheap enough to solve in the trial process (INLINE_VALUES)."""
+    n, d = split.X_train.shape
+    outputs = 1 if split.n_classes <= 2 else split.n_classes
+    return n * (d + 1) * outputs <= INLINE_VALUES
+
+
 class BackgroundOptimum:
     """`submit(config, split)` -> F* now (cached, or None for mlp) or a function that waits for it."""
 
