@@ -7,8 +7,9 @@ with F* (the default) and without (`--no-optimum`), and, with --baseline, with t
 DIR (e.g. `git worktree add DIR <commit>`: main before F* existed) on the same interpreter.
 Alternating rounds put every variant under the same load; this machine is shared, so the table
 gives every run, the medians and the means. Then it re-solves, in this process and in the order
-the sweep's trials completed, every F* the last F*-on sweep needed: the CPU time the helper
-process spent beside the trials (logreg/tune/solver.py). Writes results/optimum_cost/.
+the sweep's trials completed, every F* the last F*-on sweep needed: the CPU time the solves
+took (in the trial process or the helper process: logreg/tune/solver.py). Writes
+results/optimum_cost/.
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def main() -> None:
     total = sum(s for _, s in solves.values())
     lines += [
         "",
-        f"F* solved by the helper process in the last F*-on sweep: {sum(n for n, _ in solves.values())}, "
-        f"{total:.2f} s of CPU in all, beside the trials:",
+        f"F* solved in the last F*-on sweep: {sum(n for n, _ in solves.values())}, {total:.2f} s of CPU "
+        "in all (small problems in the trial process, larger ones in the helper process beside the "
+        "trials: logreg/tune/solver.py):",
         "",
         "| dataset | F* solved | seconds | ms each |",
         "|---|---|---|---|",
