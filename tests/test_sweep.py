@@ -564,3 +564,26 @@ def test_suboptimality_is_logged_whether_f_star_is_solved_inline_or_in_the_helpe
         wd = float(run["params.weight_decay"])
         config = TrainConfig(dataset="digits", weight_decay=wd, dtype="float64")
         assert f_star == pytest.approx(optimum_for(config, load_split(config)).value, rel=1e-12)
+
+
+def test_an_inline_solve_that_fails_is_a_tag_not_a_failed_trial(tmp_path, shared_uri, monkeypatch):
+    # As for the helper's answers (test_optimum): the trial completes, its run says why F* is missing.
+    from logreg.tune import cell
+
+    def broken(config, split):
+        raise RuntimeError("singular Hessian")
+
+    monkeypatch.setattr(cell, "optimum_for", broken)
+    search = {"sgd": {"lr": [0.05, 1.0], "weight_decay": [1e-4, 1e-2]}}
+    exp = _tiny(tmp_path, "inline-fails", n_trials=2, search=search)
+    opts = SweepOptions(
+        storage=str(tmp_path / "j.log"), tracking_uri=shared_uri, progress=False, plots=False,
+        results_dir=None,
+    )  # fmt: skip
+    run_sweep(exp, opts)
+    runs = _runs(shared_uri, "sweep/inline-fails")
+    runs = runs[runs["tags.logreg.run_kind"] == "trial"]
+    assert len(runs) == 2 and (runs["tags.logreg.trial_state"] == "COMPLETE").all()
+    why = "F* could not be computed: RuntimeError: singular Hessian"
+    assert (runs["tags.logreg.optimum_message"] == why).all()
+    assert "metrics.suboptimality" not in runs or runs["metrics.suboptimality"].isna().all()

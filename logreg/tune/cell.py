@@ -53,6 +53,7 @@ class CellTracking:
         self.solver = solver
         """A tune.solver.BackgroundOptimum: F* solved while the trials train (else inline)."""
         self._pending = None  # (config, split) of the running trial, whose F* is not cached
+        self._optimum_error = ""  # why the running trial's F* could not be solved in this process
         self._deferred: list[tuple] = []  # (run, history, F(w_0), pending F*) of ended trials
 
     def end_stale(self, study) -> int:
@@ -173,7 +174,7 @@ class CellTracking:
         trials need none): here, after the last epoch, when it is small (tune.solver.solve_inline),
         else in the helper process while the next trial trains.
         """
-        self.last_optimum, self._pending = None, None
+        self.last_optimum, self._pending, self._optimum_error = None, None, ""
         if self.tracker is None or not self.with_optimum:
             return None
         split = load_split(config)
@@ -189,7 +190,10 @@ class CellTracking:
         if solve_inline(split):  # small: solved here if the trial completes, logged with its run
 
             def solve_here() -> Optimum | None:
-                self.last_optimum = optimum_for(config, split)
+                try:
+                    self.last_optimum = optimum_for(config, split)
+                except Exception as exc:  # noqa: BLE001 - a side metric: say why, never fail the trial
+                    self._optimum_error = _unsolved(exc)
                 return self.last_optimum
 
             return solve_here
@@ -207,8 +211,7 @@ class CellTracking:
             try:
                 opt = pending()
             except Exception as exc:  # noqa: BLE001 - a side metric: say why, never stop the sweep
-                reason = f"F* could not be computed: {type(exc).__name__}: {exc}"[:1000]
-                self.tracker.log(handle, tags={"logreg.optimum_message": reason})
+                self.tracker.log(handle, tags={"logreg.optimum_message": _unsolved(exc)})
                 continue
             series, timings = suboptimality(history, initial, opt)
             self.tracker.log(
@@ -252,6 +255,8 @@ class CellTracking:
                 hist[key] = [m[key] for _, m in history]
         metrics.update(_optimum_metrics(self.last_optimum))
         tags.update(_optimum_tags(self.last_optimum))
+        if self._optimum_error:
+            tags["logreg.optimum_message"] = self._optimum_error
         if self._pending is not None and state == "COMPLETE":
             keys = ("epoch", "train_seconds", "train_objective")
             history_now = {k: list(result.history[k]) for k in keys if k in result.history}
@@ -373,6 +378,11 @@ class CellTracking:
 def _optimum_metrics(opt) -> dict[str, float]:
     """F* (README: the logged schema); NaN: no finite optimum; nothing for mlp."""
     return {} if opt is None else {"optimum_value": opt.value}
+
+
+def _unsolved(exc: Exception) -> str:
+    """The logreg.optimum_message of an F* whose solve raised."""
+    return f"F* could not be computed: {type(exc).__name__}: {exc}"[:1000]
 
 
 def _optimum_tags(opt) -> dict[str, str]:
