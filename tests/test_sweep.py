@@ -587,3 +587,33 @@ def test_an_inline_solve_that_fails_is_a_tag_not_a_failed_trial(tmp_path, shared
     why = "F* could not be computed: RuntimeError: singular Hessian"
     assert (runs["tags.logreg.optimum_message"] == why).all()
     assert "metrics.suboptimality" not in runs or runs["metrics.suboptimality"].isna().all()
+
+
+def test_a_trial_another_worker_starts_while_stale_runs_are_sought_is_left_alone(tmp_path):
+    # end_stale reads the RUNNING runs and the study's trials. A trial that another worker
+    # starts, with its run, between the two reads is live: its run must stay RUNNING (read trials
+    # first, it looked lost and was ended KILLED, though the trial then completed).
+    from logreg.tracking import Tracker
+    from logreg.tune.cell import CellTracking
+
+    exp, cell, study, hooks = _one_cell()
+    with Tracker(f"sqlite:///{tmp_path}/m.db") as tracker:
+        exp_id = tracker.experiment_id(exp.mlflow_experiment)
+        ct = CellTracking(tracker, exp_id, exp, cell)
+        started = []
+        find_runs = tracker.find_runs
+
+        def another_worker_starts_a_trial(*args, **kwargs):
+            if not started:
+                trial = study.ask()
+                tags = {"logreg.study": ct.study_name, "logreg.run_kind": "trial"}
+                handle = tracker.start_run(exp_id, "t", {**tags, "logreg.trial_number": str(trial.number)})
+                tracker.flush()
+                started.append(handle)
+            return find_runs(*args, **kwargs)
+
+        tracker.find_runs = another_worker_starts_a_trial
+        assert ct.end_stale(study) == 0
+        tracker.find_runs = find_runs
+        assert tracker.client.get_run(started[0].run_id).info.status == "RUNNING"
+        tracker.end_run(started[0], "FINISHED")

@@ -145,7 +145,8 @@ def check_sweep(exp_path: Path, storage_url: str, uri: str, workers: int, *, all
         assert (mine["tags.mlflow.parentRunId"] == parent_id).all()
         done = {str(t.number) for t in study.trials if t.state.name == "COMPLETE"}
         ok = mine[mine["tags.logreg.trial_number"].isin(done)]
-        assert (ok["status"] == "FINISHED").all()
+        odd = ok[ok["status"] != "FINISHED"]
+        assert odd.empty, odd.filter(regex="run_id|status|trial_number|trial_state|logreg.error|end_time").T
     assert missing <= allow_missing
     return studies
 

@@ -66,9 +66,18 @@ class CellTracking:
         if self.tracker is None:
             return 0
         st.fail_stale_trials(study)  # RDB: a dead worker's trial fails now and is queued for a retry
-        now = time.time()
+        # The runs first, then the trials: a trial exists before its run, so every run read here
+        # has its trial in the list read after it. (Read the other way round, a trial another
+        # worker started between the two reads looked lost, and its run was ended KILLED.)
+        runs = self.tracker.find_runs(
+            self.experiment_id,
+            {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
+            status="RUNNING",
+            flush=False,
+        )
         with storage_errors(st.storage_of(study)):
             trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        now = time.time()
 
         def stale(number: int) -> bool:
             t = trials.get(number)
@@ -80,12 +89,6 @@ class CellTracking:
                 return True  # failed by Optuna's heartbeat check: the process died
             return t.datetime_complete is None or now - t.datetime_complete.timestamp() > STALE_AFTER_S
 
-        runs = self.tracker.find_runs(
-            self.experiment_id,
-            {"logreg.study": self.study_name, "logreg.run_kind": "trial"},
-            status="RUNNING",
-            flush=False,
-        )
         runs = [r for r in runs if stale(int(r.data.tags.get("logreg.trial_number", -1)))]
         # A trial that finished in Optuna but whose run was never ended (the tracking store went
         # away) ends FINISHED with the result Optuna kept; the others died mid-trial.
