@@ -617,3 +617,51 @@ def test_a_trial_another_worker_starts_while_stale_runs_are_sought_is_left_alone
         tracker.find_runs = find_runs
         assert tracker.client.get_run(started[0].run_id).info.status == "RUNNING"
         tracker.end_run(started[0], "FINISHED")
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed(tmp_path, monkeypatch):
+    # Optuna's heartbeat check skips RUNNING trials with no heartbeat at all: a process killed (or a
+    # database lost) between ask() and the first heartbeat left its trial RUNNING for ever.
+    from logreg.tune.storage import open_storage
+
+    monkeypatch.setenv("LOGREG_GRACE_PERIOD", "1")
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/o.db"), study_name="s")
+    dead = study.ask()  # no heartbeat, never reached the objective
+    live = study.ask()
+    live.set_user_attr("config", {"dataset": "iris"})  # reached the objective: Optuna's to judge
+    time.sleep(1.5)  # past the grace period
+    assert st.fail_stale_trials(study) == [dead.number]
+    states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+    assert states == {dead.number: "FAIL", live.number: "RUNNING"}
+
+
+def test_two_workers_repairing_one_dead_run_together_both_succeed(tmp_path):
+    # Workers that finish a cell together end the same dead worker's run together; the loser of
+    # the race to insert a tag row gets a unique-key error, which is not a lost tracking store.
+    from logreg.tracking import Tracker
+
+    with Tracker(f"sqlite:///{tmp_path}/m.db") as tracker:
+        exp_id = tracker.experiment_id("e")
+        handle = tracker.start_run(exp_id, "dead", {})
+        tracker.flush()
+        run = tracker.client.get_run(handle.run_id)
+        set_tag = tracker.client.set_tag
+
+        def the_other_worker_was_first(run_id, key, value):
+            tracker.client.set_tag = set_tag
+            set_tag(run_id, key, value)
+            tracker.client.set_terminated(run_id, status="KILLED")
+            raise RuntimeError('(psycopg.errors.UniqueViolation) duplicate key value violates "tag_pk"')
+
+        tracker.client.set_tag = the_other_worker_was_first
+        assert tracker.end_stale_runs([run], "KILLED", "its process died mid-trial") == 1
+        assert tracker.client.get_run(handle.run_id).info.status == "KILLED"
+
+        def store_down(run_id, key, value):
+            raise RuntimeError("connection refused")
+
+        tracker.client.set_tag = store_down
+        with pytest.raises(LogregError, match="connection refused"):
+            tracker.end_stale_runs([run], "KILLED", "its process died mid-trial")
+        tracker.client.set_tag = set_tag

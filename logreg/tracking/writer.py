@@ -139,6 +139,13 @@ def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
             replies.put(("error", {}, errors[:1]))
 
 
+def _concurrent_insert(exc: Exception) -> bool:
+    """A unique-key violation (PostgreSQL, SQLite, MySQL): another writer inserted the row first."""
+    text = str(exc)
+    keys = ("UniqueViolation", "UNIQUE constraint failed", "IntegrityError", "Duplicate entry")
+    return any(k in text for k in keys)
+
+
 class Tracker:
     """Writes runs to one MLflow store from a writer process, in order.
 
@@ -346,17 +353,30 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+
+        def repair(run_id: str) -> None:
+            values = (metrics or {}).get(run_id)
+            if values:
+                found = [Metric(k, float(v), now, 0) for k, v in values.items()]
+                self.client.log_batch(run_id, metrics=found)
+            if reason:
+                self.client.set_tag(run_id, "logreg.error", reason)
+            self.client.set_tag(run_id, "logreg.trial_state", state)
+            self.client.set_terminated(run_id, status=status)
+
         with store_errors(self.uri):
             for run in runs:
-                values = (metrics or {}).get(run.info.run_id)
-                if values:
-                    self.client.log_batch(
-                        run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
-                    )
-                if reason:
-                    self.client.set_tag(run.info.run_id, "logreg.error", reason)
-                self.client.set_tag(run.info.run_id, "logreg.trial_state", state)
-                self.client.set_terminated(run.info.run_id, status=status)
+                try:
+                    repair(run.info.run_id)
+                except Exception as exc:
+                    # Workers that finish a cell together repair the same dead run together: the
+                    # loser of a race to insert the same tag row gets a unique-key error. The run
+                    # is being ended by the other worker: done once that one is, else retried.
+                    if not _concurrent_insert(exc):
+                        raise
+                    time.sleep(0.5)
+                    if self.client.get_run(run.info.run_id).info.status == "RUNNING":
+                        repair(run.info.run_id)
         return len(runs)
 
     def discard_run(self, handle: RunHandle) -> None:

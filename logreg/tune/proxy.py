@@ -14,12 +14,11 @@ another one (with freshly sampled parameters: unlike RDB heartbeats, not a retry
 
 from __future__ import annotations
 
-import datetime
 import os
 import urllib.parse
 
 from logreg.errors import LogregError
-from logreg.tune.storage import import_optuna, open_storage
+from logreg.tune.storage import fail_running_trials, import_optuna, open_storage
 from logreg.validation import check_env_seconds
 
 DEFAULT_HOST = "127.0.0.1"
@@ -77,18 +76,7 @@ def stale_after() -> int:
 
 def fail_long_running_trials(study, storage) -> list[int]:
     """Behind the proxy: fail the study's trials RUNNING for longer than stale_after(); their numbers."""
-    optuna = import_optuna()
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    now = datetime.datetime.now()
-    grace = stale_after()
-    stale = [t for t in running if t.datetime_start and (now - t.datetime_start).total_seconds() > grace]
-    if not stale:
-        return []
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for t in stale:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-    return [t.number for t in stale]
+    return fail_running_trials(study, storage, stale_after())
 
 
 def serve(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ready=lambda: None) -> None:

@@ -115,7 +115,7 @@ def open_storage(url: str | None):
     heartbeat = check_env_seconds(
         "LOGREG_HEARTBEAT_INTERVAL", os.environ.get("LOGREG_HEARTBEAT_INTERVAL"), HEARTBEAT_INTERVAL
     )
-    grace = check_env_seconds("LOGREG_GRACE_PERIOD", os.environ.get("LOGREG_GRACE_PERIOD"), GRACE_PERIOD)
+    grace = grace_period()
     _quiet_heartbeat_thread()
     try:
         # Workers opening a fresh database together race to create its tables: serialise that.
@@ -135,6 +135,33 @@ def open_storage(url: str | None):
             f"Cannot open the Optuna storage {mask_uri(url)}: {mask_uri(first)[:200]}. "
             "Check --storage (is the database server running?)."
         ) from None
+
+
+def fail_running_trials(study, storage, older_than: float, spare=lambda trial: False) -> list[int]:
+    """Fail the study's trials RUNNING for more than `older_than` seconds (but those `spare(trial)`
+    keeps): trials of processes that died. Returns their numbers."""
+    import datetime
+
+    optuna = import_optuna()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    now = datetime.datetime.now()
+    stale = [
+        t
+        for t in running
+        if t.datetime_start and (now - t.datetime_start).total_seconds() > older_than and not spare(t)
+    ]
+    if not stale:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for t in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    return [t.number for t in stale]
+
+
+def grace_period() -> float:
+    """Seconds without a heartbeat after which an RDB trial is stale (LOGREG_GRACE_PERIOD)."""
+    return check_env_seconds("LOGREG_GRACE_PERIOD", os.environ.get("LOGREG_GRACE_PERIOD"), GRACE_PERIOD)
 
 
 def _quiet_heartbeat_thread() -> None:

@@ -19,7 +19,7 @@ from logreg.config import TrainConfig
 from logreg.errors import LogregError
 from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.proxy import fail_long_running_trials, is_proxy
-from logreg.tune.storage import import_optuna, storage_errors
+from logreg.tune.storage import fail_running_trials, grace_period, import_optuna, storage_errors
 
 
 def _cell_seed(exp: Experiment, study_name: str) -> int:
@@ -403,9 +403,10 @@ def param_importances(study) -> dict[str, float]:
 def fail_stale_trials(study) -> list[int]:
     """Mark trials of dead workers failed; return their numbers.
 
-    RDB storages: trials without a heartbeat for the grace period (and Optuna retries them).
-    The gRPC proxy: trials RUNNING longer than LOGREG_PROXY_STALE_AFTER (tune.proxy). Journal
-    files: none (no way to tell a dead worker from a slow one).
+    RDB storages: trials without a heartbeat for the grace period (and Optuna retries them), and
+    trials whose process died before their first heartbeat (_fail_unstarted). The gRPC proxy:
+    trials RUNNING longer than LOGREG_PROXY_STALE_AFTER (tune.proxy). Journal files: none (no way
+    to tell a dead worker from a slow one).
     """
     optuna = import_optuna()
     from optuna.storages._heartbeat import is_heartbeat_enabled
@@ -421,5 +422,15 @@ def fail_stale_trials(study) -> list[int]:
     with storage_errors(storage_of(study)):
         before = {t.number for t in study.get_trials(deepcopy=False, states=running)}
         optuna.storages.fail_stale_trials(study)
+        unstarted = _fail_unstarted(study, storage)
         after = {t.number for t in study.get_trials(deepcopy=False, states=running)}
-    return sorted(before - after)
+    return sorted((before - after) | set(unstarted))
+
+
+def _fail_unstarted(study, storage) -> list[int]:
+    """Fail RUNNING trials that never reached the objective (no `config` attr) for longer than the
+    grace period: their process died between Optuna's ask and the trial's first heartbeat (a
+    SIGKILL, the database going away), and Optuna's heartbeat check skips trials with no
+    heartbeat at all, so they would stay RUNNING for ever. A live trial sets `config` within
+    milliseconds of its start. No retry is queued: the trial had no parameters to retry."""
+    return fail_running_trials(study, storage, grace_period(), spare=lambda t: "config" in t.user_attrs)
