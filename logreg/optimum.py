@@ -277,9 +277,13 @@ def exact_optimum(X, y, n_classes: int, model: str, weight_decay: float, start=N
 _CACHE: dict[tuple[str, str, float], Optimum | None] = {}
 
 
+def _key(digest: str, model: str, weight_decay: float) -> tuple[str, str, float]:
+    return (digest, model, float(weight_decay))
+
+
 def cached_optimum(config, split) -> tuple[bool, Optimum | None]:
     """(found, F*) from this process's cache, without solving."""
-    key = (split.digest, config.model, float(config.weight_decay))
+    key = _key(split.digest, config.model, config.weight_decay)
     return (key in _CACHE, _CACHE.get(key))
 
 
@@ -301,14 +305,14 @@ def warm_start(digest: str, model: str, weight_decay: float) -> np.ndarray | Non
 
 def remember(config, split, found: Optimum | None) -> Optimum | None:
     """Cache F* solved elsewhere (e.g. in a helper process) under the config's key."""
-    _CACHE[(split.digest, config.model, float(config.weight_decay))] = found
+    _CACHE[_key(split.digest, config.model, config.weight_decay)] = found
     return found
 
 
 def solve(digest: str, X, y, n_classes: int, model: str, weight_decay: float) -> Optimum | None:
     """exact_optimum, cached in this process under (digest, model, weight_decay) and warm-started
     from the nearest weight decay solved on the same data."""
-    key = (digest, model, float(weight_decay))
+    key = _key(digest, model, weight_decay)
     if key not in _CACHE:
         start = warm_start(digest, model, weight_decay)
         _CACHE[key] = exact_optimum(X, y, n_classes, model, weight_decay, start)
