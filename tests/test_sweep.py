@@ -237,6 +237,17 @@ def _tiny(tmp_path, name="tiny", **extra):
     return validate(raw, str(tmp_path / "tiny.toml"))
 
 
+def _sweep_runs(exp, tmp_path, uri: str, kinds=("trial",), **options) -> pd.DataFrame:
+    """Run `exp` quietly (journal in tmp_path, MLflow at uri); its runs of the given kinds."""
+    opts = SweepOptions(
+        storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, plots=False,
+        results_dir=None, **options,
+    )  # fmt: skip
+    run_sweep(exp, opts)
+    runs = _runs(uri, exp.mlflow_experiment)
+    return runs[runs["tags.logreg.run_kind"].isin(kinds)]
+
+
 def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
     exp = _tiny(tmp_path, "diverge", datasets=["digits"], search={"sgd": {"lr": [1e5, 1e6]}})
     uri = shared_uri
@@ -271,15 +282,7 @@ def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(train_module, "train", flaky)
     exp = _tiny(tmp_path, "raises")
-    uri = shared_uri
-    run_sweep(
-        exp,
-        SweepOptions(
-            storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, plots=False, results_dir=None
-        ),
-    )
-    runs = _runs(uri, "sweep/raises")
-    trials = runs[runs["tags.logreg.run_kind"] == "trial"]
+    trials = _sweep_runs(exp, tmp_path, shared_uri)
     failed = trials[trials["status"] == "FAILED"]
     assert len(failed) == 1 and "boom in trial" in failed.iloc[0]["tags.logreg.error"]
     assert (trials["status"] == "FINISHED").sum() == 4  # the failure was not counted: 4 finished
@@ -517,13 +520,7 @@ def test_no_optimum_logs_no_suboptimality(tmp_path, shared_uri, optimum):
     # sweep --no-optimum: no F* solved, nothing of it logged; by default every completed run says
     # how F* was found (iris's classes are separable at weight_decay 0: F* is NaN, with the reason).
     exp = _tiny(tmp_path, f"optimum-{optimum}", n_trials=2, repeats=2)
-    opts = SweepOptions(
-        storage=str(tmp_path / "j.log"), tracking_uri=shared_uri, progress=False, plots=False,
-        results_dir=None, optimum=optimum,
-    )  # fmt: skip
-    run_sweep(exp, opts)
-    runs = _runs(shared_uri, f"sweep/optimum-{optimum}")
-    runs = runs[runs["tags.logreg.run_kind"].isin(["trial", "repeat"])]
+    runs = _sweep_runs(exp, tmp_path, shared_uri, kinds=("trial", "repeat"), optimum=optimum)
     assert len(runs) == 4
     for column in ("tags.logreg.optimum_solver", "metrics.train_objective"):
         logged = runs[column].notna() if column in runs else pd.Series(False, index=runs.index)
@@ -545,14 +542,8 @@ def test_suboptimality_is_logged_whether_f_star_is_solved_inline_or_in_the_helpe
     search = {"sgd": {"lr": [0.05, 1.0], "weight_decay": [1e-4, 1e-2]}}
     name = f"where-{where}"
     exp = _tiny(tmp_path, name, datasets=["digits"], n_trials=3, dtype="float64", search=search)
-    opts = SweepOptions(
-        storage=str(tmp_path / "j.log"), tracking_uri=shared_uri, progress=False, plots=False,
-        results_dir=None,
-    )  # fmt: skip
-    run_sweep(exp, opts)
+    runs = _sweep_runs(exp, tmp_path, shared_uri)
     client = MlflowClient(shared_uri)
-    runs = _runs(shared_uri, f"sweep/{name}")
-    runs = runs[runs["tags.logreg.run_kind"] == "trial"]
     assert len(runs) == 3 and (runs["tags.logreg.trial_state"] == "COMPLETE").all()
     for _, run in runs.iterrows():
         objective = [m.value for m in client.get_metric_history(run["run_id"], "train_objective")]
@@ -576,13 +567,7 @@ def test_an_inline_solve_that_fails_is_a_tag_not_a_failed_trial(tmp_path, shared
     monkeypatch.setattr(cell, "optimum_for", broken)
     search = {"sgd": {"lr": [0.05, 1.0], "weight_decay": [1e-4, 1e-2]}}
     exp = _tiny(tmp_path, "inline-fails", n_trials=2, search=search)
-    opts = SweepOptions(
-        storage=str(tmp_path / "j.log"), tracking_uri=shared_uri, progress=False, plots=False,
-        results_dir=None,
-    )  # fmt: skip
-    run_sweep(exp, opts)
-    runs = _runs(shared_uri, "sweep/inline-fails")
-    runs = runs[runs["tags.logreg.run_kind"] == "trial"]
+    runs = _sweep_runs(exp, tmp_path, shared_uri)
     assert len(runs) == 2 and (runs["tags.logreg.trial_state"] == "COMPLETE").all()
     why = "F* could not be computed: RuntimeError: singular Hessian"
     assert (runs["tags.logreg.optimum_message"] == why).all()
