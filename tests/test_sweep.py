@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,6 +155,8 @@ def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
         study = optuna.load_study(study_name=name, storage=storage)
         parent = runs[(runs["tags.logreg.study"] == name) & (runs["tags.logreg.run_kind"] == "study")].iloc[0]
         assert int(parent["tags.best_trial_number"]) == study.best_trial.number
+        # Each trial says which process ran it: this one (the sweep ran in-process).
+        assert {t.user_attrs["worker"] for t in study.trials} == {f"{socket.gethostname()}:{os.getpid()}"}
         assert parent["metrics.best_value"] == pytest.approx(study.best_value, rel=1e-12)
         child = runs[
             (runs["tags.logreg.study"] == name)

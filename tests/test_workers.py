@@ -164,6 +164,54 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
     pytest.fail(f"timed out waiting for {what}")
 
 
+def _kill_mid_trial(pid: int, storage: str, study_name: str, timeout: float, proc, *, written=None):
+    """SIGKILL worker `pid` while a trial of its own trains, after one trial completed; return
+    that trial as read before the kill, and the worker's child processes (its MLflow writer).
+
+    By construction, not by timing: the worker is stopped (SIGSTOP) before the trials are read, so
+    it writes nothing more to Optuna. A trial read RUNNING with this worker's `worker` attribute
+    and its `config`, but without `result` (set when training returned, before the run's end is
+    queued and before Optuna's tell), is then mid-training when the SIGKILL lands. `written(trial)`
+    (optional) must also hold: the worker's MLflow writer, a process of its own, goes on while it
+    is stopped. Caught between trials, the worker goes on (SIGCONT) and is tried again.
+    """
+    from logreg.tune.study import worker_id
+
+    me = worker_id().rsplit(":", 1)[0] + f":{pid}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        os.kill(pid, signal.SIGSTOP)
+        trials = _trials(storage, study_name)
+        mine = [
+            t
+            for t in trials
+            if t.state.name == "RUNNING"
+            and t.user_attrs.get("worker") == me
+            and "config" in t.user_attrs
+            and "result" not in t.user_attrs
+        ]
+        found = mine[0] if mine and any(t.state.name == "COMPLETE" for t in trials) else None
+        if found is not None and (written is None or _poll(lambda t=found: written(t), 60)):
+            children = _worker_children(pid)
+            os.kill(pid, signal.SIGKILL)
+            return found, children
+        os.kill(pid, signal.SIGCONT)
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"process exited ({proc.returncode}) while waiting for a trial in flight:\n{err}")
+        time.sleep(0.2)
+    pytest.fail("timed out waiting for a trial in flight")
+
+
+def _poll(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def _trials(storage_url: str, study_name: str):
     try:
         return optuna.load_study(study_name=study_name, storage=_storage(storage_url)).trials
@@ -235,25 +283,21 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
         cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
 
-    def mid_trial():
-        """One trial complete, the next one running with its MLflow run written."""
-        trials = _trials(storage, study_name)
-        if not any(t.state.name == "COMPLETE" for t in trials) or trials[-1].state.name != "RUNNING":
-            return None
-        runs = (
-            _runs(uri, "sweep/killed")
-            if mlflow.MlflowClient(uri).get_experiment_by_name("sweep/killed")
-            else None
-        )
-        if runs is None or runs.empty:
-            return None
+    def run_written(trial) -> bool:
+        """The trial's MLflow run is in the store, RUNNING."""
+        if mlflow.MlflowClient(uri).get_experiment_by_name("sweep/killed") is None:
+            return False
+        runs = _runs(uri, "sweep/killed")
+        if runs.empty:
+            return False
         running = runs[(runs["status"] == "RUNNING") & (runs["tags.logreg.run_kind"] == "trial")]
-        return trials[-1] if str(trials[-1].number) in set(running["tags.logreg.trial_number"]) else None
+        return str(trial.number) in set(running["tags.logreg.trial_number"])
 
-    killed = _wait_for(mid_trial, 120, "a trial in flight", first)
+    killed, writers = _kill_mid_trial(first.pid, storage, study_name, 120, first, written=run_written)
+    assert writers, "the worker's MLflow writer process was not found"
     completed = {t.number: t.value for t in _trials(storage, study_name) if t.state.name == "COMPLETE"}
-    first.send_signal(signal.SIGKILL)
     first.wait(30)
+    _wait_for(lambda: not any(_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")
     time.sleep(3 + 1.5)  # past the grace period: the heartbeat is stale
     # A later worker picks the cell up: it fails the stale trial, retries it first, ends its run.
     second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env)
@@ -578,7 +622,7 @@ def test_eight_workers_on_one_postgresql_study(tmp_path, make_pg_database, kill_
     killed = None
     if kill_one:
         study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
-        # Every worker in a trial at once: whichever is killed, it dies mid-trial.
+        # Every worker started; one is killed while a trial of its own trains.
         _wait_for(
             lambda: sum(t.state.name == "RUNNING" for t in _trials(storage, study_name)) >= 8,
             240,
@@ -586,7 +630,7 @@ def test_eight_workers_on_one_postgresql_study(tmp_path, make_pg_database, kill_
             proc,
         )
         victim = _worker_children(proc.pid)[0]
-        os.kill(victim, signal.SIGKILL)
+        _kill_mid_trial(victim, storage, study_name, 240, proc)
         killed = time.monotonic()
     out, err = proc.communicate(timeout=600)
     if kill_one:
@@ -748,15 +792,8 @@ def test_sigkilled_worker_behind_the_proxy_is_failed_after_the_grace(tmp_path, m
             cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
         )
 
-        def mid_trial():
-            trials = _trials(storage, study_name)
-            done = any(t.state.name == "COMPLETE" for t in trials)
-            return trials[-1] if done and trials[-1].state.name == "RUNNING" else None
-
-        killed = _wait_for(mid_trial, 180, "a trial in flight", first)
-        writers = _worker_children(first.pid)  # its MLflow writer (a fork: the same command line)
+        killed, writers = _kill_mid_trial(first.pid, storage, study_name, 180, first)
         assert writers, "the worker's MLflow writer process was not found"
-        first.send_signal(signal.SIGKILL)
         first.wait(30)
         # The writer drains its queue (the killed trial's run reaches the store), then exits.
         _wait_for(lambda: not any(_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from logreg.tune.storage import fail_running_trials, grace_period, import_optuna
 def _cell_seed(exp: Experiment, study_name: str) -> int:
     # Stable across runs and processes (unlike hash()), different per cell.
     return (exp.seed * 1_000_003 + zlib.crc32(study_name.encode())) % 2**31
+
+
+def worker_id() -> str:
+    """HOST:PID of this process: the trial attribute `worker` says which process ran a trial."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def make_sampler(exp: Experiment, study_name: str, optimizer: str | None = None):
@@ -235,6 +242,7 @@ class _Objective:
         if self.overrides:  # the sweep's --torch-threads: a param of every trial
             config = config.replace(**self.overrides)
         trial.set_user_attr("config", config.to_params())
+        trial.set_user_attr("worker", worker_id())
         handle = self.hooks["start"](trial, config)
         history: list[tuple[int, dict]] = []
         try:
