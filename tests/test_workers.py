@@ -31,6 +31,7 @@ import sqlalchemy
 
 from logreg.tracking.server import sqlalchemy_url
 from logreg.tune.experiment import load_experiment
+from logreg.tune.study import worker_id
 from tests.helpers import free_port, start_mlflow_server
 from tests.postgres_fixtures import make_pg_database, pg_url, postgres_server  # noqa: F401
 
@@ -164,43 +165,78 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _kill_mid_trial(pid: int, storage: str, study_name: str, timeout: float, proc, *, written=None):
-    """SIGKILL worker `pid` while a trial of its own trains, after one trial completed; return
-    that trial as read before the kill, and the worker's child processes (its MLflow writer).
+def _stop_mid_trial(pids: list[int], storage: str, study_name: str, timeout: float, proc, *, written=None):
+    """Stop (SIGSTOP) the worker processes `pids` at a moment one of them trains a trial, after
+    one trial of the study completed; return that worker's pid and its trial, read while stopped.
 
-    By construction, not by timing: the worker is stopped (SIGSTOP) before the trials are read, so
-    it writes nothing more to Optuna. A trial read RUNNING with this worker's `worker` attribute
-    and its `config`, but without `result` (set when training returned, before the run's end is
-    queued and before Optuna's tell), is then mid-training when the SIGKILL lands. `written(trial)`
-    (optional) must also hold: the worker's MLflow writer, a process of its own, goes on while it
-    is stopped. Caught between trials, the worker goes on (SIGCONT) and is tried again.
+    By construction, not by timing: stopped, the workers write nothing more to Optuna. A trial
+    read RUNNING with a stopped worker's `worker` attribute and its `config`, but without `result`
+    (set when training returned, before the run's end is queued and before Optuna's tell), is then
+    mid-training until that worker goes on. `written(trial)` (optional) must also hold: a worker's
+    MLflow writer, a process of its own, goes on while the worker is stopped. Caught between
+    trials, the workers go on (SIGCONT) and are tried again.
     """
-    from logreg.tune.study import worker_id
-
-    me = worker_id().rsplit(":", 1)[0] + f":{pid}"
+    host = worker_id().rsplit(":", 1)[0]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        os.kill(pid, signal.SIGSTOP)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        _wait_for(lambda: all(_stopped(pid) for pid in pids), 30, "the workers to stop")
         trials = _trials(storage, study_name)
-        mine = [
-            t
-            for t in trials
-            if t.state.name == "RUNNING"
-            and t.user_attrs.get("worker") == me
-            and "config" in t.user_attrs
-            and "result" not in t.user_attrs
-        ]
-        found = mine[0] if mine and any(t.state.name == "COMPLETE" for t in trials) else None
-        if found is not None and (written is None or _poll(lambda t=found: written(t), 60)):
-            children = _worker_children(pid)
-            os.kill(pid, signal.SIGKILL)
-            return found, children
-        os.kill(pid, signal.SIGCONT)
+        for t in trials if any(t.state.name == "COMPLETE" for t in trials) else ():
+            owner = t.user_attrs.get("worker", "").rpartition(":")
+            if (
+                t.state.name == "RUNNING"
+                and owner[0] == host
+                and int(owner[2]) in pids
+                and "config" in t.user_attrs
+                and "result" not in t.user_attrs
+                and (written is None or _poll(lambda t=t: written(t), 60))
+            ):
+                return int(owner[2]), t
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
         if proc.poll() is not None:
             _, err = proc.communicate()
             pytest.fail(f"process exited ({proc.returncode}) while waiting for a trial in flight:\n{err}")
         time.sleep(0.2)
     pytest.fail("timed out waiting for a trial in flight")
+
+
+def _kill_mid_trial(pid: int, storage: str, study_name: str, timeout: float, proc, *, written=None):
+    """SIGKILL worker `pid` while a trial of its own trains (see _stop_mid_trial); return that
+    trial as read before the kill, and the worker's child processes (its MLflow writer)."""
+    _, trial = _stop_mid_trial([pid], storage, study_name, timeout, proc, written=written)
+    children = _worker_children(pid)
+    os.kill(pid, signal.SIGKILL)
+    return trial, children
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` is stopped (state T)."""
+    tasks = list(Path(f"/proc/{pid}/task").glob("*/stat"))
+    return bool(tasks) and all(t.read_text().rsplit(")", 1)[1].split()[0] == "T" for t in tasks)
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """Whether signal `signum` waits to be delivered to process `pid` (stopped, say)."""
+    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return any(int(fields[k], 16) >> (signum - 1) & 1 for k in ("ShdPnd", "SigPnd"))
+
+
+def _run_written(uri: str, experiment: str):
+    """A predicate: the trial's MLflow run is in the store, RUNNING."""
+
+    def written(trial) -> bool:
+        if mlflow.MlflowClient(uri).get_experiment_by_name(experiment) is None:
+            return False
+        runs = _runs(uri, experiment)
+        if runs.empty:
+            return False
+        running = runs[(runs["status"] == "RUNNING") & (runs["tags.logreg.run_kind"] == "trial")]
+        return str(trial.number) in set(running["tags.logreg.trial_number"])
+
+    return written
 
 
 def _poll(predicate, timeout: float) -> bool:
@@ -283,17 +319,8 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
         cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
 
-    def run_written(trial) -> bool:
-        """The trial's MLflow run is in the store, RUNNING."""
-        if mlflow.MlflowClient(uri).get_experiment_by_name("sweep/killed") is None:
-            return False
-        runs = _runs(uri, "sweep/killed")
-        if runs.empty:
-            return False
-        running = runs[(runs["status"] == "RUNNING") & (runs["tags.logreg.run_kind"] == "trial")]
-        return str(trial.number) in set(running["tags.logreg.trial_number"])
-
-    killed, writers = _kill_mid_trial(first.pid, storage, study_name, 120, first, written=run_written)
+    written = _run_written(uri, "sweep/killed")
+    killed, writers = _kill_mid_trial(first.pid, storage, study_name, 120, first, written=written)
     assert writers, "the worker's MLflow writer process was not found"
     completed = {t.number: t.value for t in _trials(storage, study_name) if t.state.name == "COMPLETE"}
     first.wait(30)
@@ -322,10 +349,9 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
 
 @pytest.mark.slow
 def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_path):
-    # The signal must land mid-sweep by construction, however busy the machine: the sweep asks for
-    # far more trials (of about a second each) than could finish between the moment the test sees
-    # one complete and one in flight and the moment the signal is sent. The resume then asks for
-    # a few more than were completed (the file is rewritten), so it stays short.
+    # The signal lands mid-trial by construction, however busy the machine (see _stop_mid_trial),
+    # and mid-sweep: 200 trials could not finish meanwhile. The resume then asks for a few more
+    # than were completed (the file is rewritten), so it stays short.
     exp = _write(tmp_path, SLOW, "term", n_trials=200)
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -346,14 +372,18 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
     )
 
-    def in_flight():
-        trials = _trials(journal, study_name)
-        return any(t.state.name == "COMPLETE" for t in trials) and any(
-            t.state.name == "RUNNING" for t in trials
-        )
+    def both_workers():
+        found = _worker_children(proc.pid)
+        return found if len(found) == 2 else None
 
-    _wait_for(in_flight, 120, "a complete trial and one in flight", proc)
+    workers = _wait_for(both_workers, 60, "the two workers", proc)
+    # Both workers stopped while one trains a trial whose run is written; the sweep's SIGINT to
+    # its workers waits (pending) until they go on, so it lands mid-trial.
+    _stop_mid_trial(workers, journal, study_name, 120, proc, written=_run_written(uri, "sweep/term"))
     proc.send_signal(signal.SIGTERM)
+    _wait_for(lambda: all(_pending(pid, signal.SIGINT) for pid in workers), 60, "the SIGINT to the workers")
+    for pid in workers:
+        os.kill(pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err, err
