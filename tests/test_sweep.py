@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -11,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import mlflow
 import optuna
 import pandas as pd
 import pytest
@@ -23,6 +21,7 @@ from logreg.tune import SweepOptions, run_name, run_sweep
 from logreg.tune import study as st
 from logreg.tune.experiment import load_experiment, validate
 from tests.helpers import free_port, start_mlflow_server
+from tests.processes import is_pending, run_written, runs_of, stop_mid_trial, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -77,11 +76,6 @@ TRIAL_TAGS = [
 ]
 
 
-def _runs(uri: str, name: str) -> pd.DataFrame:
-    mlflow.set_tracking_uri(uri)
-    return mlflow.search_runs(experiment_names=[name], max_results=10_000)
-
-
 @pytest.fixture(scope="module")
 def shared_uri(tmp_path_factory):
     """One SQLite MLflow store for the module (creating a store's schema costs seconds)."""
@@ -100,7 +94,7 @@ def smoke_sweep(tmp_path_factory, shared_uri):
 
 
 def test_run_counts_and_parent_child_structure(smoke_sweep):
-    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "sweep/smoke")
+    exp, runs = smoke_sweep["exp"], runs_of(smoke_sweep["uri"], "sweep/smoke")
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
     children = runs[runs["tags.logreg.run_kind"] == "trial"]
     assert len(parents) == len(exp.cells()) == 8
@@ -122,7 +116,7 @@ def test_run_counts_and_parent_child_structure(smoke_sweep):
 
 
 def test_documented_params_metrics_tags(smoke_sweep):
-    runs = _runs(smoke_sweep["uri"], "sweep/smoke")
+    runs = runs_of(smoke_sweep["uri"], "sweep/smoke")
     done = runs[(runs["tags.logreg.run_kind"] == "trial") & (runs["tags.logreg.trial_state"] == "COMPLETE")]
     assert len(done) > 0
     for p in TRIAL_PARAMS:
@@ -146,7 +140,7 @@ def test_documented_params_metrics_tags(smoke_sweep):
 
 
 def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
-    exp, runs = smoke_sweep["exp"], _runs(smoke_sweep["uri"], "sweep/smoke")
+    exp, runs = smoke_sweep["exp"], runs_of(smoke_sweep["uri"], "sweep/smoke")
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(smoke_sweep["storage"])
     )
@@ -167,7 +161,7 @@ def test_best_trial_agrees_between_optuna_and_mlflow(smoke_sweep):
 
 
 def test_study_artifacts_and_summary(smoke_sweep, tmp_path_factory):
-    runs = _runs(smoke_sweep["uri"], "sweep/smoke")
+    runs = runs_of(smoke_sweep["uri"], "sweep/smoke")
     client = MlflowClient(smoke_sweep["uri"])
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
     for _, p in parents.iterrows():
@@ -209,9 +203,9 @@ def test_resume_adds_only_missing_trials(smoke_sweep):
         plots=False,
         results_dir=None,
     )
-    before = _runs(smoke_sweep["uri"], "sweep/smoke")
+    before = runs_of(smoke_sweep["uri"], "sweep/smoke")
     run_sweep(exp, opts)
-    after = _runs(smoke_sweep["uri"], "sweep/smoke")
+    after = runs_of(smoke_sweep["uri"], "sweep/smoke")
     # Parents are reused, not duplicated; each study finished exactly one more trial.
     assert (after["tags.logreg.run_kind"] == "study").sum() == 8
     storage = optuna.storages.JournalStorage(
@@ -223,7 +217,7 @@ def test_resume_adds_only_missing_trials(smoke_sweep):
     assert len(after) - len(before) >= 8
     # Running again with everything done adds nothing.
     run_sweep(exp, opts)
-    assert len(_runs(smoke_sweep["uri"], "sweep/smoke")) == len(after)
+    assert len(runs_of(smoke_sweep["uri"], "sweep/smoke")) == len(after)
 
 
 def _tiny(tmp_path, name="tiny", **extra):
@@ -248,7 +242,7 @@ def _sweep_runs(exp, tmp_path, uri: str, kinds=("trial",), **options) -> pd.Data
         results_dir=None, **options,
     )  # fmt: skip
     run_sweep(exp, opts)
-    runs = _runs(uri, exp.mlflow_experiment)
+    runs = runs_of(uri, exp.mlflow_experiment)
     return runs[runs["tags.logreg.run_kind"].isin(kinds)]
 
 
@@ -266,7 +260,7 @@ def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
     assert len(study.trials) == 4
     assert all(t.state.name == "FAIL" for t in study.trials)
     assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in study.trials)
-    runs = _runs(uri, "sweep/diverge")
+    runs = runs_of(uri, "sweep/diverge")
     trials = runs[runs["tags.logreg.run_kind"] == "trial"]
     assert set(trials["status"]) == {"FAILED"}
     assert trials["tags.logreg.error"].str.contains("diverged").all()
@@ -351,38 +345,28 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
     )
-    deadline = time.time() + 120
-    while True:  # wait until a trial completed and the next one is training
-        assert time.time() < deadline and proc.poll() is None, "no trial in flight to interrupt"
-        try:
-            trials = optuna.load_study(
-                study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage
-            ).trials
-        except KeyError:
-            trials = []
-        if any(t.state.name == "COMPLETE" for t in trials) and trials[-1].state.name == "RUNNING":
-            # RUNNING in Optuna is not enough (the sampler may still be at work): its MLflow run,
-            # which the objective starts before training (~1 s here), must exist.
-            with contextlib.suppress(Exception):
-                runs = _runs(uri, "sweep/slow")
-                if (runs.get("tags.logreg.trial_number") == str(trials[-1].number)).any():
-                    break
-        time.sleep(0.05)
+    # The sweep stopped while a trial trains, its run written; Ctrl-C's SIGINT waits (pending)
+    # until it goes on, so it lands mid-trial by construction (see stop_mid_trial).
+    study_name = "slow/synthetic:n=100000,d=50/numpy/sgd/cpu"
+    written = run_written(uri, "sweep/slow")
+    stop_mid_trial([proc.pid], str(tmp_path / "j.log"), study_name, 120, proc, written=written)
     proc.send_signal(signal.SIGINT)
+    wait_for(lambda: is_pending(proc.pid, signal.SIGINT), 30, "the SIGINT to wait")
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    study = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
     states = [t.state.name for t in study.trials]
     assert "RUNNING" not in states and "FAIL" in states and "COMPLETE" in states
-    runs = _runs(uri, "sweep/slow")
+    runs = runs_of(uri, "sweep/slow")
     assert "RUNNING" not in set(runs["status"])  # none left RUNNING
     assert (runs["status"] == "KILLED").sum() >= 1
     completed_before = states.count("COMPLETE")
     # Re-running resumes: only the missing trials run.
     rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    study = optuna.load_study(study_name="slow/synthetic:n=100000,d=50/numpy/sgd/cpu", storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 6
     assert len(study.trials) == 6 + states.count("FAIL")
     assert completed_before < 6
@@ -446,7 +430,7 @@ def test_sweep_against_a_real_mlflow_server(tmp_path):
             exp,
             SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, results_dir=None),
         )
-        runs = _runs(uri, "sweep/tiny")  # over HTTP
+        runs = runs_of(uri, "sweep/tiny")  # over HTTP
         assert (runs["tags.logreg.run_kind"] == "trial").sum() == 2
         assert (runs["tags.logreg.run_kind"] == "study").sum() == 1
         parent = runs[runs["tags.logreg.run_kind"] == "study"].iloc[0]

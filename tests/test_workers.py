@@ -24,16 +24,26 @@ import threading
 import time
 from pathlib import Path
 
-import mlflow
 import optuna
 import pytest
 import sqlalchemy
 
 from logreg.tracking.server import sqlalchemy_url
 from logreg.tune.experiment import load_experiment
-from logreg.tune.study import worker_id
 from tests.helpers import free_port, start_mlflow_server
 from tests.postgres_fixtures import make_pg_database, pg_url, postgres_server  # noqa: F401
+from tests.processes import (
+    is_alive,
+    is_pending,
+    kill_mid_trial,
+    optuna_storage,
+    run_written,
+    runs_of,
+    stop_mid_trial,
+    trials_of,
+    wait_for,
+    worker_children,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -97,20 +107,6 @@ def _sweep(
     )
 
 
-def _storage(url: str):
-    """Optuna's own view of a storage (a journal path or an RDB URL), without logreg's code."""
-    if "://" not in url:
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
-    # No pool: the tests poll many times a second, and pooled connections of storages that wait
-    # for garbage collection would use up the server's max_connections beside eight workers.
-    return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
-
-
-def _runs(uri: str, name: str):
-    mlflow.set_tracking_uri(uri)
-    return mlflow.search_runs(experiment_names=[name], max_results=10_000)
-
-
 def _finished(study) -> int:
     return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
@@ -122,8 +118,8 @@ def check_sweep(exp_path: Path, storage_url: str, uri: str, workers: int, *, all
     started). Every run present is unique, and nothing is RUNNING anywhere.
     """
     exp = load_experiment(exp_path)
-    storage = _storage(storage_url)
-    runs = _runs(uri, exp.mlflow_experiment)
+    storage = optuna_storage(storage_url)
+    runs = runs_of(uri, exp.mlflow_experiment)
     assert "RUNNING" not in set(runs["status"]), runs[runs["status"] == "RUNNING"].T
     trial_runs = runs[runs["tags.logreg.run_kind"] == "trial"]
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
@@ -150,109 +146,6 @@ def check_sweep(exp_path: Path, storage_url: str, uri: str, workers: int, *, all
         assert odd.empty, odd.filter(regex="run_id|status|trial_number|trial_state|logreg.error|end_time").T
     assert missing <= allow_missing
     return studies
-
-
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process exited ({proc.returncode}) while waiting for {what}:\n{err}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def _stop_mid_trial(pids: list[int], storage: str, study_name: str, timeout: float, proc, *, written=None):
-    """Stop (SIGSTOP) the worker processes `pids` at a moment one of them trains a trial, after
-    one trial of the study completed; return that worker's pid and its trial, read while stopped.
-
-    By construction, not by timing: stopped, the workers write nothing more to Optuna. A trial
-    read RUNNING with a stopped worker's `worker` attribute and its `config`, but without `result`
-    (set when training returned, before the run's end is queued and before Optuna's tell), is then
-    mid-training until that worker goes on. `written(trial)` (optional) must also hold: a worker's
-    MLflow writer, a process of its own, goes on while the worker is stopped. Caught between
-    trials, the workers go on (SIGCONT) and are tried again.
-    """
-    host = worker_id().rsplit(":", 1)[0]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        _wait_for(lambda: all(_stopped(pid) for pid in pids), 30, "the workers to stop")
-        trials = _trials(storage, study_name)
-        for t in trials if any(t.state.name == "COMPLETE" for t in trials) else ():
-            owner = t.user_attrs.get("worker", "").rpartition(":")
-            if (
-                t.state.name == "RUNNING"
-                and owner[0] == host
-                and int(owner[2]) in pids
-                and "config" in t.user_attrs
-                and "result" not in t.user_attrs
-                and (written is None or _poll(lambda t=t: written(t), 60))
-            ):
-                return int(owner[2]), t
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
-        if proc.poll() is not None:
-            _, err = proc.communicate()
-            pytest.fail(f"process exited ({proc.returncode}) while waiting for a trial in flight:\n{err}")
-        time.sleep(0.2)
-    pytest.fail("timed out waiting for a trial in flight")
-
-
-def _kill_mid_trial(pid: int, storage: str, study_name: str, timeout: float, proc, *, written=None):
-    """SIGKILL worker `pid` while a trial of its own trains (see _stop_mid_trial); return that
-    trial as read before the kill, and the worker's child processes (its MLflow writer)."""
-    _, trial = _stop_mid_trial([pid], storage, study_name, timeout, proc, written=written)
-    children = _worker_children(pid)
-    os.kill(pid, signal.SIGKILL)
-    return trial, children
-
-
-def _stopped(pid: int) -> bool:
-    """Whether every thread of process `pid` is stopped (state T)."""
-    tasks = list(Path(f"/proc/{pid}/task").glob("*/stat"))
-    return bool(tasks) and all(t.read_text().rsplit(")", 1)[1].split()[0] == "T" for t in tasks)
-
-
-def _pending(pid: int, signum: int) -> bool:
-    """Whether signal `signum` waits to be delivered to process `pid` (stopped, say)."""
-    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return any(int(fields[k], 16) >> (signum - 1) & 1 for k in ("ShdPnd", "SigPnd"))
-
-
-def _run_written(uri: str, experiment: str):
-    """A predicate: the trial's MLflow run is in the store, RUNNING."""
-
-    def written(trial) -> bool:
-        if mlflow.MlflowClient(uri).get_experiment_by_name(experiment) is None:
-            return False
-        runs = _runs(uri, experiment)
-        if runs.empty:
-            return False
-        running = runs[(runs["status"] == "RUNNING") & (runs["tags.logreg.run_kind"] == "trial")]
-        return str(trial.number) in set(running["tags.logreg.trial_number"])
-
-    return written
-
-
-def _poll(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _trials(storage_url: str, study_name: str):
-    try:
-        return optuna.load_study(study_name=study_name, storage=_storage(storage_url)).trials
-    except KeyError:
-        return []
 
 
 def _create_stores(storage_url: str | None, uri: str) -> None:
@@ -319,17 +212,17 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
         cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
 
-    written = _run_written(uri, "sweep/killed")
-    killed, writers = _kill_mid_trial(first.pid, storage, study_name, 120, first, written=written)
+    written = run_written(uri, "sweep/killed")
+    killed, writers = kill_mid_trial(first.pid, storage, study_name, 120, first, written=written)
     assert writers, "the worker's MLflow writer process was not found"
-    completed = {t.number: t.value for t in _trials(storage, study_name) if t.state.name == "COMPLETE"}
+    completed = {t.number: t.value for t in trials_of(storage, study_name) if t.state.name == "COMPLETE"}
     first.wait(30)
-    _wait_for(lambda: not any(_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")
+    wait_for(lambda: not any(is_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")
     time.sleep(3 + 1.5)  # past the grace period: the heartbeat is stale
     # A later worker picks the cell up: it fails the stale trial, retries it first, ends its run.
     second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env)
     assert second.returncode == 0, second.stderr
-    trials = {t.number: t for t in _trials(storage, study_name)}
+    trials = {t.number: t for t in trials_of(storage, study_name)}
     assert trials[killed.number].state.name == "FAIL"
     retries = [
         t
@@ -340,7 +233,7 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
     assert retries[0].params == killed.params
     for number, value in completed.items():  # nothing completed is lost
         assert trials[number].state.name == "COMPLETE" and trials[number].value == value
-    runs = _runs(uri, "sweep/killed")
+    runs = runs_of(uri, "sweep/killed")
     run = runs[runs["tags.logreg.trial_number"] == str(killed.number)].iloc[0]
     assert run["status"] == "KILLED" and run["tags.logreg.trial_state"] == "STALE"
     assert "died" in run["tags.logreg.error"]
@@ -373,23 +266,23 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
     )
 
     def both_workers():
-        found = _worker_children(proc.pid)
+        found = worker_children(proc.pid)
         return found if len(found) == 2 else None
 
-    workers = _wait_for(both_workers, 60, "the two workers", proc)
+    workers = wait_for(both_workers, 60, "the two workers", proc)
     # Both workers stopped while one trains a trial whose run is written; the sweep's SIGINT to
     # its workers waits (pending) until they go on, so it lands mid-trial.
-    _stop_mid_trial(workers, journal, study_name, 120, proc, written=_run_written(uri, "sweep/term"))
+    stop_mid_trial(workers, journal, study_name, 120, proc, written=run_written(uri, "sweep/term"))
     proc.send_signal(signal.SIGTERM)
-    _wait_for(lambda: all(_pending(pid, signal.SIGINT) for pid in workers), 60, "the SIGINT to the workers")
+    wait_for(lambda: all(is_pending(pid, signal.SIGINT) for pid in workers), 60, "the SIGINT to the workers")
     for pid in workers:
         os.kill(pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err, err
-    states = [t.state.name for t in _trials(journal, study_name)]
+    states = [t.state.name for t in trials_of(journal, study_name)]
     assert "RUNNING" not in states and "FAIL" in states and states.count("COMPLETE") < 200, (states, err)
-    runs = _runs(uri, "sweep/term")
+    runs = runs_of(uri, "sweep/term")
     assert "RUNNING" not in set(runs["status"])
     assert (runs["status"] == "KILLED").sum() >= 1
     interrupted = runs[runs["tags.logreg.trial_state"] == "INTERRUPTED"]
@@ -432,13 +325,13 @@ def test_tracking_server_going_away_stops_the_sweep_and_rerun_resumes(tmp_path):
         proc = subprocess.Popen(
             cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
         )
-        _wait_for(
-            lambda: any(t.state.name == "COMPLETE" for t in _trials(journal, study_name)),
+        wait_for(
+            lambda: any(t.state.name == "COMPLETE" for t in trials_of(journal, study_name)),
             120,
             "a complete trial",
             proc,
         )
-        before = sum(t.state.name == "COMPLETE" for t in _trials(journal, study_name))
+        before = sum(t.state.name == "COMPLETE" for t in trials_of(journal, study_name))
         _stop(server)
         t0 = time.monotonic()
         _, err = proc.communicate(timeout=120)
@@ -448,13 +341,13 @@ def test_tracking_server_going_away_stops_the_sweep_and_rerun_resumes(tmp_path):
         assert proc.returncode == 2, err
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert err.startswith("logreg: error: ") and uri in err and "re-run" in err
-        completed = {t.number: t.value for t in _trials(journal, study_name) if t.state.name == "COMPLETE"}
+        completed = {t.number: t.value for t in trials_of(journal, study_name) if t.state.name == "COMPLETE"}
         assert 1 <= len(completed) < 10
         time.sleep(10)  # past STALE_AFTER_S: the dead sweep's open trial run counts as stale
         server = start_mlflow_server(tmp_path, port, _env())
         r = _sweep(tmp_path, exp, "--tracking-uri", uri)
         assert r.returncode == 0, r.stderr
-        trials = {t.number: t for t in _trials(journal, study_name)}
+        trials = {t.number: t for t in trials_of(journal, study_name)}
         for number, value in completed.items():
             assert trials[number].value == value
         # Trials started after the server died have no run (their start was never written).
@@ -535,8 +428,8 @@ def test_optuna_database_going_away_stops_the_sweep_and_rerun_resumes(tmp_path, 
         proc = subprocess.Popen(
             cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
-        _wait_for(
-            lambda: any(t.state.name == "COMPLETE" for t in _trials(direct, study_name)),
+        wait_for(
+            lambda: any(t.state.name == "COMPLETE" for t in trials_of(direct, study_name)),
             120,
             "a complete trial",
             proc,
@@ -548,16 +441,16 @@ def test_optuna_database_going_away_stops_the_sweep_and_rerun_resumes(tmp_path, 
         assert proc.returncode == 2, err
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert err.startswith("logreg: error: ") and "Optuna storage" in err and "re-run" in err
-        completed = {t.number: t.value for t in _trials(direct, study_name) if t.state.name == "COMPLETE"}
+        completed = {t.number: t.value for t in trials_of(direct, study_name) if t.state.name == "COMPLETE"}
         assert 1 <= len(completed) < 5
         # The trial cut off by the lost database is still RUNNING there (its end never reached
         # it); once its heartbeat is stale, the re-run fails it and retries it.
-        cut_off = [t for t in _trials(direct, study_name) if t.state.name == "RUNNING"]
+        cut_off = [t for t in trials_of(direct, study_name) if t.state.name == "RUNNING"]
         time.sleep(2 + 1)
         proxy = _Proxy(port)  # the database is back
         r = _sweep(tmp_path, exp, "--storage", via_proxy, "--tracking-uri", uri, env=env)
         assert r.returncode == 0, r.stderr
-        trials = {t.number: t for t in _trials(direct, study_name)}
+        trials = {t.number: t for t in trials_of(direct, study_name)}
         for number, value in completed.items():
             assert trials[number].value == value
         for t in cut_off:
@@ -607,27 +500,6 @@ def test_four_workers_started_together_on_fresh_databases(tmp_path, make_pg_data
 # ------------------------------------------------------------------ many workers at once
 
 
-def _worker_children(pid: int) -> list[int]:
-    """The `logreg worker` processes `pid` started (Linux /proc; not its MLflow writer)."""
-    out = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with contextlib.suppress(OSError):
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
-            if int(fields.get("PPid", "0").strip()) == pid and b"worker" in cmdline:
-                out.append(int(status.parent.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("kill_one", [False, True], ids=["all-live", "one-sigkilled"])
@@ -653,14 +525,14 @@ def test_eight_workers_on_one_postgresql_study(tmp_path, make_pg_database, kill_
     if kill_one:
         study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
         # Every worker started; one is killed while a trial of its own trains.
-        _wait_for(
-            lambda: sum(t.state.name == "RUNNING" for t in _trials(storage, study_name)) >= 8,
+        wait_for(
+            lambda: sum(t.state.name == "RUNNING" for t in trials_of(storage, study_name)) >= 8,
             240,
             "all eight workers in a trial",
             proc,
         )
-        victim = _worker_children(proc.pid)[0]
-        _kill_mid_trial(victim, storage, study_name, 240, proc)
+        victim = worker_children(proc.pid)[0]
+        kill_mid_trial(victim, storage, study_name, 240, proc)
         killed = time.monotonic()
     out, err = proc.communicate(timeout=600)
     if kill_one:
@@ -705,7 +577,7 @@ def test_a_dead_workers_trial_found_after_its_cell_is_done_gets_its_retry(tmp_pa
     time.sleep(3)  # past the grace period
     again = _sweep(tmp_path, exp, "--storage", storage, "--tracking-uri", uri, env=env)
     assert again.returncode == 0, again.stderr
-    trials = {t.number: t for t in _trials(storage, study_name)}
+    trials = {t.number: t for t in trials_of(storage, study_name)}
     assert trials[dead.number].state.name == "FAIL"
     retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
     retries = [t for t in trials.values() if retried(t) == dead.number]
@@ -772,8 +644,8 @@ def test_proxy_killed_mid_sweep_one_line_per_worker_then_resume(tmp_path, make_p
         for _ in range(2)
     ]
     try:
-        _wait_for(
-            lambda: any(t.state.name == "COMPLETE" for t in _trials(storage, study_name)),
+        wait_for(
+            lambda: any(t.state.name == "COMPLETE" for t in trials_of(storage, study_name)),
             180,
             "a trial",
             workers[0],
@@ -785,7 +657,7 @@ def test_proxy_killed_mid_sweep_one_line_per_worker_then_resume(tmp_path, make_p
         assert w.returncode == 2, err
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert err.startswith(f"logreg: error: Lost the Optuna storage {grpc_url}") and "re-run" in err, err
-    completed = {t.number: t.value for t in _trials(storage, study_name) if t.state.name == "COMPLETE"}
+    completed = {t.number: t.value for t in trials_of(storage, study_name) if t.state.name == "COMPLETE"}
     # The trials the proxy's death cut off stay RUNNING in the database: the re-run fails them
     # once they have been RUNNING longer than LOGREG_PROXY_STALE_AFTER, and runs new ones.
     proxy = _start_proxy(storage, port, tmp_path)
@@ -796,7 +668,7 @@ def test_proxy_killed_mid_sweep_one_line_per_worker_then_resume(tmp_path, make_p
         assert r.returncode == 0, r.stderr
     finally:
         _stop(proxy)
-    trials = {t.number: t for t in _trials(storage, study_name)}
+    trials = {t.number: t for t in trials_of(storage, study_name)}
     for number, value in completed.items():  # nothing completed is lost
         assert trials[number].value == value
     assert sum(t.state.name == "COMPLETE" for t in trials.values()) >= 6
@@ -822,19 +694,19 @@ def test_sigkilled_worker_behind_the_proxy_is_failed_after_the_grace(tmp_path, m
             cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
         )
 
-        killed, writers = _kill_mid_trial(first.pid, storage, study_name, 180, first)
+        killed, writers = kill_mid_trial(first.pid, storage, study_name, 180, first)
         assert writers, "the worker's MLflow writer process was not found"
         first.wait(30)
         # The writer drains its queue (the killed trial's run reaches the store), then exits.
-        _wait_for(lambda: not any(_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")
+        wait_for(lambda: not any(is_alive(pid) for pid in writers), 60, "the dead worker's writer to exit")
         second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
         assert second.returncode == 0, second.stderr
     finally:
         _stop(proxy)
-    trials = {t.number: t for t in _trials(storage, study_name)}
+    trials = {t.number: t for t in trials_of(storage, study_name)}
     assert trials[killed.number].state.name == "FAIL"
     assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 3
-    runs = _runs(uri, "sweep/proxysigkill")
+    runs = runs_of(uri, "sweep/proxysigkill")
     assert "RUNNING" not in set(runs["status"])
     mine = runs[runs["tags.logreg.trial_number"] == str(killed.number)]
     assert len(mine) <= 1 and (mine["status"] == "KILLED").all()
