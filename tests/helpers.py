@@ -64,3 +64,41 @@ def start_mlflow_server(
         time.sleep(0.1)
     server.kill()
     pytest.fail("timed out waiting for mlflow server")
+
+
+def log_throughput_rows(uri, rows):
+    """Write throughput runs with the schema `logreg throughput` logs (tp.log_row)."""
+    from logreg.bench import throughput as tp
+    from logreg.tracking import Tracker
+
+    with Tracker(uri) as tracker:
+        exp = tracker.experiment_id(tp.EXPERIMENT)
+        for row in rows:
+            tp.log_row(tracker, exp, row)
+
+
+def throughput_row(impl, device, n, sps, compile=False):
+    """One row of `logreg throughput`'s table with made-up, known numbers (for the maths of compare)."""
+    return {
+        "impl": impl,
+        "compile": compile,
+        "compile_seconds": 1.0 if compile else float("nan"),
+        "device": device,
+        "n": n,
+        "d": 10,
+        "dtype": "float32",
+        "batch_size": "full",
+        "optimizer": "sgd",
+        "warmup": 1,
+        "repeats": 3,
+        "epoch_seconds_median": n / sps,
+        "epoch_seconds_min": n / sps,
+        "samples_per_second": sps,
+        "bytes_per_epoch": n * 40,
+        "effective_bandwidth_gbs": 1.0,
+        "device_bandwidth_gbs": 10.0,
+        "bandwidth_fraction": 0.1,
+        "roofline_ratio": 10.0,
+        "host_load_per_core": 0.5,
+        "torch_threads": 2,
+    }

@@ -55,7 +55,10 @@ def test_report_holds_every_section_and_its_images(page):
     ):
         assert text in html
     images = re.findall(r'<img src="([^"]+)"', html)
-    assert len(images) >= 5
+    expected = {"compare/throughput.png", "convergence/suboptimality_time.png"}
+    expected |= {"convergence/suboptimality_epochs.png", "convergence/profiles.png"}
+    assert set(images) == expected  # a CPU-only store: no speedup figure (a line says why)
+    assert "No CUDA throughput runs" in html
     for src in images:
         assert not src.startswith("/") and (page / src).stat().st_size > 5_000  # relative, beside the page
     assert "http://" not in html and "https://" not in html  # no server, nothing fetched
@@ -84,3 +87,30 @@ def test_report_renders_in_headless_chromium(page, tmp_path):
     colours = image.getcolors(maxcolors=1_000_000)
     assert len(colours) > 50
     assert min(sum(c) for _, c in colours) < 200
+
+
+def test_report_with_a_cuda_store_shows_the_speedup_and_crossover(tmp_path):
+    from logreg.cli import main
+    from tests.helpers import log_throughput_rows, throughput_row
+
+    cpu, gpu = f"sqlite:///{tmp_path}/cpu.db", f"sqlite:///{tmp_path}/gpu.db"
+    # Known numbers (made up, as in test_compare): CUDA 0.5x the CPU at n=100, 2x at n=10000.
+    log_throughput_rows(
+        cpu, [throughput_row("module", "cpu", 100, 1e6), throughput_row("module", "cpu", 10_000, 1e7)]
+    )
+    log_throughput_rows(
+        gpu, [throughput_row("module", "cuda", 100, 5e5), throughput_row("module", "cuda", 10_000, 2e7)]
+    )
+    out = tmp_path / "page"
+    assert main(["report", cpu, gpu, "--out", str(out)]) == 0
+    html = (out / "index.html").read_text()
+    assert set(re.findall(r'<img src="(compare/[^"]+)"', html)) == {
+        "compare/throughput.png",
+        "compare/speedup.png",
+    }
+    speedup = html.split("CUDA / CPU speedup")[1].split("Crossover n")[0]
+    assert "0.50x" in speedup and "2.00x" in speedup
+    assert "1e+03" in html.split("Crossover n")[1].split("</table>")[0]
+    assert "No CUDA throughput runs" not in html
+    # The environment, one column per store and device.
+    assert "cpu.db (cpu)" in html and "gpu.db (cuda)" in html

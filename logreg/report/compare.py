@@ -8,7 +8,7 @@ URI, e.g. a CPU machine's store and a GPU machine's store, and writes under
     throughput.csv / throughput.md   samples per second per impl x n x device (x d, batch)
     speedup.csv / speedup.md         CUDA / CPU samples per second per impl x n, and the
                                      crossover n where CUDA overtakes the CPU
-    throughput.png, speedup.png      log-log plots
+    throughput.png, speedup.png      log-log plots (speedup.png only with CUDA runs)
     sweeps.csv / sweeps.md           per sweep cell (model, compile too) and device: the best
                                      trial (lowest val_loss, the tuning objective) with its
                                      test accuracy (or R^2 for linear) and fit time
@@ -218,21 +218,21 @@ def _plot(table, speedup, out: Path) -> list[Path]:
         fig.savefig(out / "throughput.png", dpi=100)
         plt.close(fig)
         written.append(out / "throughput.png")
+    if speedup.empty:  # speedup.md says so; an empty frame would say less
+        (out / "speedup.png").unlink(missing_ok=True)  # an earlier comparison's, now stale
+        return written
     fig, ax = plt.subplots(figsize=(6, 4))
-    if speedup.empty:
-        ax.text(0.5, 0.5, "no CUDA data", ha="center", va="center", transform=ax.transAxes)
     for (impl, d, b), g in speedup.groupby(["impl", "d", "batch_size"]):
         ax.plot(g["n"], g["speedup"], marker="o", label=f"{impl} d={d} batch={b}")
     ax.axhline(1.0, color="grey", linewidth=1)
     ax.set(
         xscale="log",
-        yscale="log" if not speedup.empty else "linear",
+        yscale="log",
         xlabel="n (rows)",
         ylabel="CUDA / CPU samples per second",
         title="CUDA speedup",
     )
-    if not speedup.empty:
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "speedup.png", dpi=100)
     plt.close(fig)

@@ -126,6 +126,15 @@ def environments(uris: Sequence[str]):
     return pd.DataFrame(rows).drop_duplicates(subset=["store", "device", "host", "commit"], keep="last")
 
 
+def _by_column(env):
+    """The environment table turned: one column per store and device, one row per field (a
+    store's dozen fields side by side do not fit a laptop's width; a few stores do)."""
+    if env is None or env.empty:
+        return env
+    names = env["store"].astype(str) + " (" + env["device"].astype(str) + ")"
+    return env.drop(columns=["store", "device"]).set_axis(names).T.reset_index(names="")
+
+
 def sweep_summary(sweeps):
     """The best trial per cell beside scikit-learn's test accuracy on the same split."""
     if sweeps is None or sweeps.empty:
@@ -189,7 +198,7 @@ def build_report(
         "fit_seconds": lambda v: f"{v:.3g}",
     }
     parts = []
-    parts.append(_section("environment", "Where the runs ran", _table(env)))
+    parts.append(_section("environment", "Where the runs ran", _table(_by_column(env))))
     sweeps = sweep_summary(cmp.get("sweeps"))
     parts.append(
         _section(
@@ -202,10 +211,10 @@ def build_report(
     )
     thr_html = ""
     if cmp and not cmp["throughput"].empty:
-        imgs = [
-            p for p in (out / "compare" / "throughput.png", out / "compare" / "speedup.png") if p.exists()
-        ]
-        thr_html += '<div class="grid">' + "".join(_img(p, out, p.stem) for p in imgs) + "</div>"
+        # The speedup figure only where there is a speedup (an empty frame says less than a line).
+        figures = ("throughput.png",) if cmp["speedup"].empty else ("throughput.png", "speedup.png")
+        imgs = [out / "compare" / name for name in figures if (out / "compare" / name).exists()]
+        thr_html += "".join(_img(p, out, p.stem) for p in imgs)
         if cmp["speedup"].empty:
             thr_html += '<p class="note">No CUDA throughput runs: no speedup or crossover.</p>'
         else:
