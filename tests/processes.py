@@ -85,8 +85,11 @@ def is_alive(pid: int) -> bool:
 
 def is_stopped(pid: int) -> bool:
     """Whether every thread of process `pid` is stopped (state T)."""
-    tasks = list(Path(f"/proc/{pid}/task").glob("*/stat"))
-    return bool(tasks) and all(t.read_text().rsplit(")", 1)[1].split()[0] == "T" for t in tasks)
+    try:
+        tasks = [t.read_text() for t in Path(f"/proc/{pid}/task").glob("*/stat")]
+    except OSError:  # a thread ended while its state was read: ask again
+        return False
+    return bool(tasks) and all(t.rsplit(")", 1)[1].split()[0] == "T" for t in tasks)
 
 
 def is_pending(pid: int, signum: int) -> bool:

@@ -242,7 +242,7 @@ def test_sigkilled_worker_trial_is_retried_and_its_run_ended(tmp_path, pg_url): 
 
 @pytest.mark.slow
 def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_path):
-    # The signal lands mid-trial by construction, however busy the machine (see _stop_mid_trial),
+    # The signal lands mid-trial by construction, however busy the machine (see stop_mid_trial),
     # and mid-sweep: 200 trials could not finish meanwhile. The resume then asks for a few more
     # than were completed (the file is rewritten), so it stays short.
     exp = _write(tmp_path, SLOW, "term", n_trials=200)

@@ -51,7 +51,6 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
           padding: 18px 20px; margin: 18px 0; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0;
       border: 1px solid var(--line); border-radius: 4px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 14px; }
 .scroll { overflow-x: auto; max-height: 420px; overflow-y: auto; }
 table { border-collapse: collapse; font-size: .84rem; width: 100%; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; white-space: nowrap; }
