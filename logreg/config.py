@@ -66,6 +66,11 @@ CONSTRAINTS = {
 }
 
 
+def _is_float_field(constraint) -> bool:
+    options = constraint if isinstance(constraint, tuple) else (constraint,)
+    return any(isinstance(c, Interval) and c.kind is float for c in options)
+
+
 NUMPY_ON_CUDA = (
     "The 'numpy' implementation runs on the CPU only. Got device='cuda'; "
     "use --device cpu, or --impl autograd|module for CUDA."
@@ -193,9 +198,11 @@ class TrainConfig:
             object.__setattr__(self, "lr", defaults["lr"])
         if self.momentum is None:
             object.__setattr__(self, "momentum", defaults["momentum"])
-        for name in ("lr", "gamma"):
+        # An int where a float is asked for (eps=1, weight_decay=0) becomes that float: the params
+        # log what trained, and torch refuses a huge int in a float tensor's arithmetic.
+        for name, constraint in CONSTRAINTS.items():
             value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool):
+            if _is_float_field(constraint) and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         if not (isinstance(betas, tuple) and len(betas) == 2):

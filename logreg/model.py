@@ -14,8 +14,6 @@ unpickles arbitrary objects (`torch.load(..., weights_only=True)` refuses them).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from logreg.errors import LogregError, first_line
+from logreg.paths import check_input_file, check_output_file, write_atomic
 
 FORMAT = "logreg-state-dict-v1"
 
@@ -135,12 +134,8 @@ class FittedModel:
 
 def check_model_path(path: str | Path) -> Path:
     """Refuse a path a model cannot be written to (before any training is spent)."""
-    path = Path(path)
-    if path.is_dir():
-        raise LogregError(f"'{path}' is a directory. Pass a file name, e.g. model.pt.")
-    if not path.parent.exists():
-        raise LogregError(f"The folder '{path.parent}' does not exist. Create it or pass another path.")
-    return path
+    check_output_file(path, "--save-model", "model.pt")
+    return Path(path)
 
 
 def save_model(fitted, path: str | Path) -> Path:
@@ -148,16 +143,51 @@ def save_model(fitted, path: str | Path) -> Path:
     import torch
 
     model: FittedModel = getattr(fitted, "model", fitted)
-    path = check_model_path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(model.state_dict(), f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda f: torch.save(model.state_dict(), f), "--save-model", "model.pt")
+
+
+def _not_a_model(path, why: str) -> LogregError:
+    return LogregError(
+        f"'{path}' is not a logreg model file ({why}). Only load files written by --save-model."
+    )
+
+
+def _checked_state(state: dict, path) -> dict:
+    """The tensors' shapes agree with each other and the names (a crafted file fails here, not in predict)."""
+    import torch
+
+    names = ("linear.weight", "linear.bias", "mean", "scale") + (
+        ("hidden.weight", "hidden.bias") if "hidden.weight" in state else ()
+    )
+    for name in names:
+        value = state.get(name)
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise _not_a_model(path, f"{name!r} is not a float tensor")
+        if not torch.isfinite(value).all():
+            raise _not_a_model(path, f"{name!r} holds NaN or infinite values")
+    W, b, mean, scale = (state[n] for n in names[:4])
+    d = len(state["feature_names"]) if isinstance(state["feature_names"], list) else -1
+    into = state["hidden.weight"].shape[0] if "hidden.weight" in state else d
+    shapes_ok = (
+        W.ndim == 2 and b.ndim == 1 and W.shape[0] == b.shape[0] >= 1
+        and mean.shape == scale.shape == (d,) and d >= 1 and W.shape[1] == into
+        and bool((scale > 0).all())
+    )  # fmt: skip
+    if "hidden.weight" in state:
+        H, c = state["hidden.weight"], state["hidden.bias"]
+        shapes_ok = shapes_ok and H.ndim == 2 and H.shape[1] == d and c.shape == (H.shape[0],)
+    if not shapes_ok:
+        raise _not_a_model(path, "its weights, statistics and feature names do not fit together")
+    classes, model = state["class_names"], str(state.get("model", "logistic"))
+    if model not in ("logistic", "mlp", "linear") or not isinstance(classes, list):
+        raise _not_a_model(path, f"unknown model {model!r}")
+    k = W.shape[0]
+    expected = (0 if k == 1 else -1) if model == "linear" else (2 if k == 1 else k)
+    if len(classes) != expected:
+        raise _not_a_model(path, f"{len(classes)} class names for {k} output(s) of a {model} model")
+    if "hidden.weight" in state and state.get("activation") not in ("relu", "leaky_relu", "tanh", "none"):
+        raise _not_a_model(path, f"unknown activation {state.get('activation')!r}")
+    return state
 
 
 def load_model(path: str | Path) -> FittedModel:
@@ -165,21 +195,21 @@ def load_model(path: str | Path) -> FittedModel:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise LogregError(f"Model file '{path}' not found. Pass a file written by --save-model.")
+    if path.is_dir():
+        raise LogregError(f"'{path}' is a directory. Pass a model file written by --save-model.")
+    check_input_file(path, "The model file", "Pass a file written by --save-model.")
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol warning precedes our error
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to parse an untrusted file is a bad file, not a bug
-        first = first_line(exc)
-        raise LogregError(
-            f"'{path}' is not a logreg model file (refused by torch.load(weights_only=True): {first[:160]}). "
-            "Only load files written by --save-model."
+        raise _not_a_model(
+            path, f"refused by torch.load(weights_only=True): {first_line(exc, 160)}"
         ) from None
     keys = {"format", "linear.weight", "linear.bias", "mean", "scale", "class_names", "feature_names"}
     if not isinstance(state, dict) or state.get("format") != FORMAT or not keys <= set(state):
         raise LogregError(f"'{path}' is not a logreg model file (format {FORMAT} expected).")
+    _checked_state(state, path)
     hidden = None
     if "hidden.weight" in state:
         hidden = (state["hidden.weight"].numpy().T.copy(), state["hidden.bias"].numpy().copy())
@@ -191,6 +221,6 @@ def load_model(path: str | Path) -> FittedModel:
         b=state["linear.bias"].numpy().copy(),
         mean=state["mean"].numpy().copy(),
         scale=state["scale"].numpy().copy(),
-        class_names=tuple(state["class_names"]),
-        feature_names=tuple(state["feature_names"]),
+        class_names=tuple(str(c) for c in state["class_names"]),
+        feature_names=tuple(str(c) for c in state["feature_names"]),
     )

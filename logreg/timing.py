@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
+from logreg.errors import LogregWarning
 from logreg.validation import Interval, Options, check_param
 
 # torch CPU threads: N >= 1 sets N; 0 (or "auto") chooses from the problem size (choose_threads).
@@ -34,6 +36,48 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+ONE_DAY = 86_400.0
+
+
+def warn_if_long(seconds: float, what: str, fix: str) -> bool:
+    """One warning line when a run's estimated time passes a day; True when it warned."""
+    if seconds <= ONE_DAY:
+        return False
+    days = seconds / ONE_DAY
+    span = f"{days:.0f} days" if days < 1000 else f"{days / 365:.3g} years"
+    warnings.warn(f"{what} will take about {span}. {fix}", LogregWarning, stacklevel=3)
+    return True
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), else all of it."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def cap_threads(threads: int) -> int:
+    """N threads, at most this machine's cores (one warning line above them): more threads than
+    cores only wait for each other (10,000 threads stalled a 2-core machine)."""
+    cores = available_cores()
+    if threads <= cores:
+        return threads
+    warnings.warn(
+        f"--torch-threads {threads} is more than the {cores} cores this process may use; using {cores}.",
+        LogregWarning,
+        stacklevel=3,
+    )
+    return cores
+
+
 def busy_elsewhere() -> float:
     """Cores other processes keep busy: the 1-minute load average less this process's own one."""
     return max(0.0, os.getloadavg()[0] - 1.0)
@@ -51,7 +95,7 @@ def choose_threads(threads: int | str, n_samples: int, n_features: int) -> int:
     """
     check_param("torch_threads", threads, TORCH_THREADS)
     if threads not in (0, "auto"):
-        return threads
+        return cap_threads(threads)
     if n_samples * n_features < THREADS_CUTOFF_ELEMENTS:
         return 1
     cores = available_cores()

@@ -12,10 +12,11 @@ import numpy as np
 
 from logreg.config import TrainConfig
 from logreg.data import Split, load_split
+from logreg.errors import LogregError
 from logreg.impls import Data, Implementation, make_network
 from logreg.model import FittedModel
 from logreg.optimum import Optimum
-from logreg.timing import batch_orders, set_torch_threads, timed_epoch
+from logreg.timing import available_memory, batch_orders, set_torch_threads, timed_epoch, warn_if_long
 
 # A run has diverged when its train loss is NaN or infinite, or exceeds this
 # factor times the loss of its initial weights (a convex loss trained well
@@ -131,6 +132,33 @@ def layer_sizes(config: TrainConfig, split: Split) -> list[int]:
     if config.model == "mlp":
         return [split.n_features, config.hidden, n_outputs]
     return [split.n_features, n_outputs]
+
+
+def model_bytes(config: TrainConfig, sizes: list[int], n_rows: int) -> int:
+    """Bytes the model needs beyond the data: weights, gradients and optimizer state (4 copies),
+    initial weights drawn in float64, and per layer its activations for the largest part
+    (forward, backward, an activation's derivative: 4 arrays of rows x width)."""
+    itemsize = 8 if config.dtype == "float64" else 4
+    weights = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    batch = min(n_rows, config.batch_size or n_rows)
+    activations = 4 * max(batch, n_rows) * sum(sizes[1:])  # evaluation sees a whole part
+    return (4 * itemsize + 8) * weights + itemsize * activations
+
+
+def check_memory(config: TrainConfig, split: Split) -> None:
+    """Refuse a model that cannot fit in memory, before anything is allocated (one clear line)."""
+    sizes = layer_sizes(config, split)
+    rows = max(len(split.y_train), len(split.y_val), len(split.y_test))
+    need, have = model_bytes(config, sizes, rows), available_memory()
+    if need <= have:
+        return
+    what = f"The mlp with hidden={config.hidden}" if config.model == "mlp" else f"The {config.model} model"
+    fix = "Use a smaller --hidden" if config.model == "mlp" else "Use fewer features"
+    raise LogregError(
+        f"{what} needs about {need / 2**30:.1f} GiB for its weights, optimizer state and "
+        f"activations on {split.name} ({rows} rows x {split.n_features} features); this machine has "
+        f"{have / 2**30:.1f} GiB available. {fix}."
+    )
 
 
 def _roc_auc(y, proba) -> float:
@@ -269,6 +297,7 @@ def train(
     """
     # 1. Data and model: the same initial weights for every implementation; data moved once.
     split = split if split is not None else load_split(config)
+    check_memory(config, split)
     device = config.resolved_device
     threads = None
     if config.impl != "numpy":  # torch's threads: config.torch_threads, or chosen from n x d
@@ -304,6 +333,17 @@ def train(
     )
 
 
+def _warn_if_long(epoch_times: list[float], epochs: int) -> None:
+    """After the first epochs: one warning line when all of them would take more than a day."""
+    steady = epoch_times[1:] or epoch_times  # the first epoch warms up (or compiles)
+    per_epoch = sum(steady) / len(steady)
+    warn_if_long(
+        per_epoch * epochs,
+        f"This run ({epochs} epochs at {per_epoch * 1e6:.3g} us each)",
+        "Lower --epochs, or stop it with Ctrl-C.",
+    )
+
+
 def _run_epochs(
     config: TrainConfig,
     model: Implementation,
@@ -323,6 +363,8 @@ def _run_epochs(
     orders = batch_orders(config.seed, n, config.batch_size)
     for epoch in range(1, config.epochs + 1):
         loop.epoch_times.append(timed_epoch(model, parts["train"], next(orders), device))
+        if epoch == min(3, config.epochs - 1):
+            _warn_if_long(loop.epoch_times, config.epochs)
         if epoch % config.eval_every and epoch != config.epochs:
             continue
         # Evaluation point: outside the timings, the only host synchronisation.

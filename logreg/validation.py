@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from logreg.errors import LogregError
+from logreg.errors import LogregError, clip
 
 
 def _is_int(value: Any) -> bool:
@@ -114,8 +114,8 @@ def _shown(constraint: Constraint, value: Any) -> str:
     if isinstance(constraint, ListOf) and isinstance(value, (list, tuple)) and value:
         bad = [v for v in value if not constraint.item.accepts(v)]
         if bad and isinstance(constraint.item, Options):
-            return ", ".join(repr(v) for v in bad)
-    return repr(value)
+            return clip(", ".join(repr(v) for v in bad))
+    return clip(repr(value))
 
 
 def check_param(name: str, value: Any, constraints: Constraint | Sequence[Constraint]) -> None:
@@ -125,6 +125,8 @@ def check_param(name: str, value: Any, constraints: Constraint | Sequence[Constr
         return
     # None is the "not given" value of optional parameters: it goes without saying.
     wanted = " or ".join(c.describe() for c in options if c is not NONE) or NONE.describe()
+    if isinstance(value, float) and not math.isfinite(value):  # inf passes ">= 0" but is no number to use
+        wanted = wanted.replace("a float", "a finite float")
     raise LogregError(f"The {name!r} parameter must be {wanted}. Got {_shown(options[0], value)} instead.")
 
 

@@ -113,7 +113,19 @@ def run_written(uri: str, experiment: str):
     return written
 
 
-def stop_mid_trial(pids: list[int], storage: str, study_name: str, timeout: float, proc, *, written=None):
+def group_members(pgid: int) -> list[int]:
+    """Processes of process group `pgid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+def stop_mid_trial(
+    pids: list[int], storage: str, study_name: str, timeout: float, proc, *, written=None, group=None
+):
     """Stop (SIGSTOP) the worker processes `pids` at a moment one of them trains a trial, after
     one trial of the study completed; return that worker's pid and its trial, read while stopped.
 
@@ -127,6 +139,13 @@ def stop_mid_trial(pids: list[int], storage: str, study_name: str, timeout: floa
     host = worker_id().rsplit(":", 1)[0]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if group is not None:  # the whole process group: the workers and their helpers
+            os.killpg(group, signal.SIGSTOP)
+            wait_for(
+                lambda: all(is_stopped(p) or not is_alive(p) for p in group_members(group)),
+                30,
+                "the group to stop",
+            )
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         wait_for(lambda: all(is_stopped(pid) for pid in pids), 30, "the workers to stop")
@@ -144,6 +163,8 @@ def stop_mid_trial(pids: list[int], storage: str, study_name: str, timeout: floa
                 return int(owner[2]), t
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
+        if group is not None:
+            os.killpg(group, signal.SIGCONT)
         if proc.poll() is not None:
             _, err = proc.communicate()
             pytest.fail(f"process exited ({proc.returncode}) while waiting for a trial in flight:\n{err}")

@@ -3,6 +3,8 @@ it (Python API), and exit status 2 with exactly one line on stderr, no traceback
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -170,13 +172,13 @@ CASES = [
         "lr-nan",
         {"lr": float("nan")},
         ["--lr", "nan"],
-        r"The 'lr' parameter must be a float > 0\. Got nan instead\.",
+        r"The 'lr' parameter must be a finite float > 0\. Got nan instead\.",
     ),
     (
         "lr-inf",
         {"lr": float("inf")},
         ["--lr", "inf"],
-        r"The 'lr' parameter must be a float > 0\. Got inf instead\.",
+        r"The 'lr' parameter must be a finite float > 0\. Got inf instead\.",
     ),
     (
         "lr-beyond-float32",
@@ -462,3 +464,267 @@ def test_real_process_exits_2_without_traceback(tmp_path, repo_root):
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("logreg: error: Unknown dataset 'mnist'. Available datasets: hours")
+
+
+# ---------------------------------------------------------------- wrong answers given silently
+
+
+def _split_counts(result) -> tuple[int, int, int]:
+    s = result.split
+    return len(s.y_train), len(s.y_val), len(s.y_test)
+
+
+@pytest.mark.parametrize("source", ["registry", "file"])
+def test_every_split_field_is_used_and_recorded(source, tmp_path):
+    # test_size, val_size, standardize, dtype and seed reach the data of a registry dataset and
+    # of a file alike, and the JSON records what was done (registry datasets ignored all of them).
+    if source == "registry":
+        base = {"dataset": "breast_cancer"}
+    else:
+        from sklearn.datasets import load_breast_cancer
+
+        d = load_breast_cancer()
+        df = pd.DataFrame(d.data[:, :5], columns=[f"f{i}" for i in range(5)]).assign(label=d.target)
+        df.to_csv(tmp_path / "bc.csv", index=False)
+        base = {"data": str(tmp_path / "bc.csv"), "target": "label"}
+    one = {"epochs": 1, **base}
+    default = train(TrainConfig(**one))
+    n = default.split.n_samples
+    assert _split_counts(default)[2] == pytest.approx(0.25 * n, abs=2)
+    small_test = train(TrainConfig(**one, test_size=0.5))
+    assert _split_counts(small_test)[2] == pytest.approx(0.5 * n, abs=2)
+    assert small_test.to_dict()["dataset"]["n_test"] == _split_counts(small_test)[2]
+    big_val = train(TrainConfig(**one, val_size=0.5))
+    assert _split_counts(big_val)[1] == pytest.approx(0.5 * 0.75 * n, abs=2)
+    raw = train(TrainConfig(**one, standardize=False))
+    assert np.abs(raw.split.X_train.mean(axis=0)).max() > 1  # the raw features: not centred
+    assert np.abs(default.split.X_train.mean(axis=0)).max() < 1e-4
+    assert raw.metrics["train_loss"] != default.metrics["train_loss"]
+    assert train(TrainConfig(**one, dtype="float64")).split.X_train.dtype == np.float64
+    reseeded = train(TrainConfig(**one, seed=1))
+    assert not np.array_equal(reseeded.split.metadata["test_index"], default.split.metadata["test_index"])
+
+
+def test_cli_no_standardize_and_test_size_reach_a_builtin_dataset(run_cli):
+    import json
+
+    def run(*args):
+        status, out, err = run_cli("train", "--dataset", "iris", "--epochs", "5", "--json", *args)
+        assert status == 0, err
+        return json.loads(out)
+
+    plain, raw, half = run(), run("--no-standardize"), run("--test-size", "0.5")
+    assert raw["config"]["standardize"] is False
+    assert raw["metrics"]["train_loss"] != plain["metrics"]["train_loss"]
+    assert (half["dataset"]["n_test"], plain["dataset"]["n_test"]) == (50, 24)
+
+
+@pytest.mark.parametrize(
+    ("header", "repeated"), [("y,f1,f2,y", "y"), ("y,f1,f1,f2", "f1")], ids=["target", "feature"]
+)
+def test_repeated_column_names_are_refused(header, repeated, tmp_path, run_cli):
+    # pandas renames a second 'y' to 'y.1', which then trained as a feature: accuracy 1.0.
+    rows = [f"{i % 2},{i},{i * 2 % 7},{i % 2}" for i in range(40)]
+    path = tmp_path / "dup.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    match = rf"Repeated column names in dup\.csv: {repeated}\. Each column needs its own name"
+    with pytest.raises(LogregError, match=match):
+        train(TrainConfig(data=str(path), target="y", epochs=1))
+    _assert_one_error_line(*run_cli("train", "--data", path, "--target", "y", "--epochs", "1"), match)
+
+
+def test_repeated_column_names_in_parquet_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [pa.array(np.arange(20) % 2), pa.array(np.arange(20.0)), pa.array(np.arange(20) % 2)]
+    pq.write_table(pa.Table.from_arrays(columns, names=["y", "f", "y"]), tmp_path / "dup.parquet")
+    with pytest.raises(LogregError, match=r"Repeated column names in dup\.parquet: y\."):
+        train(TrainConfig(data=str(tmp_path / "dup.parquet"), target="y", epochs=1))
+
+
+def test_fractional_and_continuous_targets_for_a_classifier(tmp_path, run_cli):
+    rng = np.random.default_rng(0)
+    half = tmp_path / "half.csv"
+    pd.DataFrame({"f": rng.normal(size=30), "y": np.tile([0, 0.5, 1], 10)}).to_csv(half, index=False)
+    cont = tmp_path / "cont.csv"
+    pd.DataFrame({"f": rng.normal(size=200), "y": rng.normal(size=200)}).to_csv(cont, index=False)
+    match = r"The target column 'y' of {} holds numbers that are not whole \(e\.g\. .*\): a classifier "
+    fix = r".*Use --model linear for a numeric target, or encode the classes"
+    for path in (half, cont):
+        with pytest.raises(LogregError, match=match.format(path.name) + fix):
+            train(TrainConfig(data=str(path), target="y", epochs=1))
+        _assert_one_error_line(*run_cli("train", "--data", path, "--target", "y"), match.format(path.name))
+    # The same files train as regression targets.
+    assert train(TrainConfig(data=str(cont), target="y", model="linear", epochs=2)).status == "completed"
+    many = tmp_path / "ids.csv"
+    pd.DataFrame({"f": rng.normal(size=40), "y": np.arange(40)}).to_csv(many, index=False)
+    with pytest.raises(LogregError, match=r"has 40 distinct values in 40 rows: too many classes"):
+        train(TrainConfig(data=str(many), target="y", epochs=1))
+
+
+def test_label_strings_are_stripped(tmp_path):
+    # ' pass' and 'pass' are one class, as pandas users expect (they were two).
+    labels = ["pass", " pass", "fail ", "fail"] * 10
+    path = tmp_path / "spaces.csv"
+    pd.DataFrame({"f": np.arange(40.0) % 4, "y": labels}).to_csv(path, index=False)
+    result = train(TrainConfig(data=str(path), target="y", epochs=1))
+    assert result.split.class_names == ("fail", "pass")
+
+
+# ---------------------------------------------------------------- special files, full disks
+
+
+@pytest.fixture
+def special(tmp_path):
+    """A FIFO and a symlink to a directory (never anything under /dev), and an older model."""
+    os.mkfifo(tmp_path / "pipe.png")
+    os.mkfifo(tmp_path / "pipe.csv")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "folder")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "match"),
+    [
+        (
+            "--save-model",
+            "pipe.png",
+            r"--save-model '.*pipe\.png' is a FIFO \(named pipe\), not a regular file",
+        ),
+        (
+            "--save-model",
+            "link",
+            r"--save-model '.*link' is a directory\. Pass a file name, e.g\. model\.pt\.",
+        ),
+        ("--plot", "pipe.png", r"--plot '.*pipe\.png' is a FIFO \(named pipe\), not a regular file"),
+        ("--plot", "link", r"--plot '.*link\.png'|--plot '.*link' is a directory"),
+    ],
+    ids=["model-fifo", "model-symlink-to-dir", "plot-fifo", "plot-symlink-to-dir"],
+)
+def test_outputs_refuse_special_files(flag, name, match, special, run_cli):
+    import stat
+
+    before = {p.name: p.lstat().st_mode for p in special.iterdir()}
+    status, out, err = run_cli("train", "--dataset", "hours", "--epochs", "2", flag, special / name)
+    if flag == "--plot" and name == "link":
+        # --plot appends .png to a name without it: link.png is a new regular file beside the link.
+        assert status == 0, err
+        assert stat.S_ISREG((special / "link.png").stat().st_mode)
+    else:
+        _assert_one_error_line(status, out, err, match)
+    after = {p.name: p.lstat().st_mode for p in special.iterdir()}
+    assert {k: after[k] for k in before} == before  # the FIFO is a FIFO, the link a link
+    assert stat.S_ISFIFO((special / "pipe.png").lstat().st_mode)
+
+
+def test_data_that_is_a_fifo_is_named_as_such(special, run_cli):
+    _assert_one_error_line(
+        *run_cli("train", "--data", special / "pipe.csv", "--target", "y"),
+        r"--data '.*pipe\.csv' is a FIFO \(named pipe\), not a regular file\. Check the --data path\.",
+    )
+
+
+def _with_file_size_limit(args, cwd, limit=512):
+    """Run `python -m logreg ARGS` where no file may grow past `limit` bytes: a full disk, really
+    (writes fail with EFBIG, as they would with ENOSPC), without touching any device."""
+    import resource
+    import signal
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "logreg", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=limit_files,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["--save-model", "--plot"])
+def test_a_full_disk_after_training_is_one_line_and_keeps_the_old_file(flag, tmp_path):
+    old = tmp_path / ("out.png" if flag == "--plot" else "out.pt")
+    old.write_bytes(b"the previous file")
+    r = _with_file_size_limit(
+        ["train", "--dataset", "hours", "--epochs", "3", "--quiet", flag, old], tmp_path
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(rf"Cannot write '{re.escape(str(old))}': File too large\. Nothing was changed", lines[0])
+    assert old.read_bytes() == b"the previous file"
+    assert [p.name for p in tmp_path.iterdir()] == [old.name]  # no temporary file left
+
+
+def test_model_too_large_for_memory_is_refused_before_allocating(run_cli):
+    match = (
+        r"The mlp with hidden=10000000 needs about [\d.]+ GiB for its weights, optimizer state and "
+        r"activations on blobs \(1200 rows x 2 features\); this machine has [\d.]+ GiB available\. "
+        r"Use a smaller --hidden\."
+    )
+    _assert_one_error_line(*run_cli("train", "--model", "mlp", "--hidden", "10000000"), match)
+    with pytest.raises(LogregError, match=match):
+        train(TrainConfig(model="mlp", hidden=10_000_000))
+
+
+def test_torch_threads_beyond_the_cores_are_capped_with_one_warning(run_cli):
+    import json
+
+    from logreg.timing import available_cores
+
+    status, out, err = run_cli(
+        "train", "--impl", "autograd", "--torch-threads", "10000", "--epochs", "2", "--json"
+    )
+    assert status == 0
+    assert err.splitlines() == [
+        f"logreg: warning: --torch-threads 10000 is more than the {available_cores()} cores this "
+        f"process may use; using {available_cores()}."
+    ]
+    assert json.loads(out)["timings"]["torch_threads"] == available_cores()
+
+
+def test_a_run_that_would_take_days_says_so_in_one_warning(monkeypatch):
+    from logreg.errors import LogregWarning
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_5(epoch, metrics):
+        if epoch >= 5:
+            raise Stop
+
+    with (
+        pytest.warns(LogregWarning, match=r"This run \(1000000000000 epochs at .* us each\) will take about"),
+        pytest.raises(Stop),
+    ):
+        train(TrainConfig(epochs=10**12), on_eval=stop_at_5)
+
+
+def test_plot_without_png_suffix_names_the_file_written(tmp_path, run_cli):
+    status, out, err = run_cli("train", "--dataset", "hours", "--epochs", "2", "--plot", tmp_path / "fig")
+    assert status == 0, err
+    assert out.splitlines()[-1].strip() == f"plot written to {tmp_path / 'fig.png'}"
+    assert (tmp_path / "fig.png").is_file() and not (tmp_path / "fig").exists()
+
+
+def test_error_lines_do_not_grow_with_the_input(tmp_path, run_cli):
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"column_{i}" for i in range(100_000)) + "\n" + ",".join(["1"] * 100_000) + "\n")
+    status, out, err = run_cli("train", "--data", wide, "--target", "label")
+    _assert_one_error_line(status, out, err, r"Available columns: column_0, .* and 99995 more\.")
+    assert len(err) < 600
+    long_name = "x" * 1_000_000
+    status, out, err = run_cli("train", "--dataset", long_name)
+    _assert_one_error_line(status, out, err, r"Unknown dataset 'xxx+\.\.\.\. Available datasets")
+    assert len(err) < 600
+
+
+def test_weight_decay_inf_says_finite(run_cli):
+    match = r"The 'weight_decay' parameter must be a finite float >= 0\. Got inf instead\."
+    _assert_one_error_line(*run_cli("train", "--weight-decay", "inf"), match)

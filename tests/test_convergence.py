@@ -90,6 +90,9 @@ def test_repeats_run_the_best_config_with_more_seeds(convergence_store):
 
 
 def test_convergence_on_a_store_without_suboptimality_is_one_line(run_cli, tmp_path):
+    from logreg.tracking import make_client
+
+    make_client(f"sqlite:///{tmp_path}/empty.db")  # MLflow's tables, no runs
     status, _, err = run_cli("convergence", f"sqlite:///{tmp_path}/empty.db", "--out", tmp_path / "o")
     assert status == 2 and "No runs with a suboptimality found" in err
 

@@ -69,3 +69,39 @@ def test_cli_save_model(tmp_path, capsys):
     assert main(["train", "--dataset", "hours", "--save-model", str(tmp_path / "no" / "m.pt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def _state(tmp_path, dataset="iris", **changes):
+    """A real model file's state dict with some entries changed (a crafted file)."""
+    path = save_model(train(TrainConfig(dataset=dataset, epochs=2)), tmp_path / "m.pt")
+    state = torch.load(path, weights_only=True)
+    state.update(changes)
+    crafted = tmp_path / "crafted.pt"
+    torch.save(state, crafted)
+    return crafted
+
+
+@pytest.mark.parametrize(
+    ("dataset", "changes", "match"),
+    [
+        ("iris", {"class_names": []}, r"0 class names for 1 output\(s\) of a logistic model"),
+        ("digits", {"class_names": ["a", "b"]}, r"2 class names for 10 output\(s\)"),
+        ("iris", {"mean": torch.zeros(3)}, r"its weights, statistics and feature names do not fit together"),
+        ("iris", {"linear.weight": torch.zeros(1, 7)}, r"do not fit together"),
+        ("iris", {"feature_names": ["only one"]}, r"do not fit together"),
+        ("iris", {"scale": torch.zeros(4)}, r"do not fit together"),
+        ("iris", {"linear.bias": torch.tensor([float("nan")])}, r"'linear\.bias' holds NaN or infinite"),
+        ("iris", {"mean": "not a tensor"}, r"'mean' is not a float tensor"),
+        ("iris", {"model": "svm"}, r"unknown model 'svm'"),
+    ],
+    ids=["no-classes", "classes-vs-outputs", "mean-shape", "weight-shape", "feature-names", "zero-scale",
+         "nan-bias", "not-a-tensor", "unknown-model"],
+)  # fmt: skip
+def test_crafted_files_are_refused_at_load_not_in_predict(tmp_path, dataset, changes, match):
+    with pytest.raises(LogregError, match=r"is not a logreg model file \(.*" + match):
+        load_model(_state(tmp_path, dataset, **changes))
+
+
+def test_a_directory_is_named_as_such(tmp_path):
+    with pytest.raises(LogregError, match=r"is a directory\. Pass a model file written by --save-model\."):
+        load_model(tmp_path)

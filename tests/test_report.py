@@ -65,6 +65,9 @@ def test_report_holds_every_section_and_its_images(page):
 
 
 def test_report_on_an_empty_store_is_one_line(run_cli, tmp_path):
+    from logreg.tracking import make_client
+
+    make_client(f"sqlite:///{tmp_path}/empty.db")  # MLflow's tables, no runs
     status, _, err = run_cli("report", f"sqlite:///{tmp_path}/empty.db", "--out", tmp_path / "o")
     assert status == 2 and "No sweep or throughput runs found" in err
 

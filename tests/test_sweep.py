@@ -638,3 +638,41 @@ def test_two_workers_repairing_one_dead_run_together_both_succeed(tmp_path):
         with pytest.raises(LogregError, match="connection refused"):
             tracker.end_stale_runs([run], "KILLED", "its process died mid-trial")
         tracker.client.set_tag = set_tag
+
+
+def test_a_journal_with_a_torn_last_line_resumes_keeping_every_trial(tmp_path, shared_uri):
+    # A crash or a full disk mid-append leaves half a record at the end: it used to break every
+    # later run (JSONDecodeError). It is dropped, with a backup and one warning; nothing else is.
+    exp = _tiny(tmp_path, "torn")
+    journal = tmp_path / "j.log"
+    _sweep_runs(exp, tmp_path, shared_uri)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    before = {
+        t.number: t.value
+        for t in optuna.load_study(study_name="torn/iris/numpy/sgd/cpu", storage=storage).trials
+    }
+    good = journal.read_bytes()
+    with journal.open("ab") as f:
+        f.write(b'{"op_code": 4, "worker_id": "ab')
+    with pytest.warns(Warning, match=r"The Optuna journal '.*j\.log' ended in a torn record \(31 bytes"):
+        _sweep_runs(exp.override(n_trials=6), tmp_path, shared_uri)
+    assert journal.read_bytes().startswith(good)  # every complete record kept, then new ones
+    backups = list(tmp_path.glob("j.log.torn-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == good + b'{"op_code": 4, "worker_id": "ab'
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="torn/iris/numpy/sgd/cpu", storage=storage).trials
+    assert {t.number: t.value for t in trials if t.number in before} == before
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 6
+
+
+def test_a_storage_file_that_is_not_a_journal_is_one_line(tmp_path, run_cli):
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n")
+    (tmp_path / "tiny.toml").write_text(
+        'name = "t"\ndatasets = ["iris"]\nimpls = ["numpy"]\noptimizers = ["sgd"]\n'
+    )
+    status, out, err = run_cli(
+        "sweep", tmp_path / "tiny.toml", "--no-track", "--storage", tmp_path / "data.csv"
+    )
+    assert status == 2 and out == "" and len(err.splitlines()) == 1
+    assert "data.csv' is not an Optuna journal file: line 1 is not a journal record" in err
+    assert (tmp_path / "data.csv").read_text() == "a,b\n1,2\n3,4\n"

@@ -47,9 +47,18 @@ def test_auto_leaves_the_cores_other_processes_hold(monkeypatch):
     assert timing.choose_threads(0, 10, 2) == 1
 
 
-def test_an_explicit_count_overrides_the_size():
+def test_an_explicit_count_overrides_the_size(monkeypatch):
+    monkeypatch.setattr(timing, "available_cores", lambda: 4)
     assert timing.choose_threads(3, 10, 2) == 3
     assert timing.choose_threads(1, 10**6, 100) == 1
+
+
+def test_an_explicit_count_above_the_cores_is_capped_with_a_warning(monkeypatch):
+    from logreg.errors import LogregWarning
+
+    monkeypatch.setattr(timing, "available_cores", lambda: 2)
+    with pytest.warns(LogregWarning, match=r"--torch-threads 10000 is more than the 2 cores .*; using 2\."):
+        assert timing.choose_threads(10_000, 10, 2) == 2
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "all", True])

@@ -295,6 +295,55 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
     check_sweep(exp, journal, uri, workers=2, allow_missing=states.count("FAIL"))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_to_the_process_group_stops_the_sweep_in_seconds(tmp_path, workers):
+    # What schedulers do (Kubernetes eviction, SLURM preemption, `timeout`, job control): every
+    # process of the sweep gets SIGTERM at once. By construction mid-trial: the whole group is
+    # stopped while a trial trains, the SIGTERM sent while it is stopped, then the group goes on.
+    exp = _write(tmp_path, SLOW, "group", n_trials=200)
+    study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    journal = str(tmp_path / "optuna-journal.log")
+    cmd = _logreg("sweep", exp, "--workers", str(workers), "--no-progress", "--no-plots")
+    cmd += ["--tracking-uri", uri, "--results-dir", tmp_path / "results"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        start_new_session=True,
+    )  # fmt: skip
+    trainers = [proc.pid]
+    if workers > 1:
+        trainers = wait_for(
+            lambda: (w := worker_children(proc.pid)) and len(w) == workers and w, 60, "workers", proc
+        )
+    stop_mid_trial(trainers, journal, study_name, 120, proc, group=proc.pid)
+    os.killpg(proc.pid, signal.SIGTERM)  # pending in every stopped process of the group
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGCONT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the sweep still ran 60 s after a SIGTERM to its process group: {proc.communicate()[1]}")
+    took = time.monotonic() - started
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("logreg: sweep interrupted"), err
+    assert "Traceback" not in err, err
+    assert took < 20, f"{took:.1f} s from the group SIGTERM to the sweep's exit"
+    trials = trials_of(journal, study_name)
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and "COMPLETE" in states and states.count("COMPLETE") < 200, states
+    runs = runs_of(uri, "sweep/group")
+    assert "RUNNING" not in set(runs["status"])
+    finished = runs[(runs["status"] == "FINISHED") & (runs["tags.logreg.run_kind"] == "trial")]
+    complete = {str(t.number) for t in trials if t.state.name == "COMPLETE"}
+    assert complete <= set(finished["tags.logreg.trial_number"]), "a finished trial has no FINISHED run"
+    exp = _write(tmp_path, SLOW, "group", n_trials=states.count("COMPLETE") + 2)
+    r = _sweep(tmp_path, exp, "--tracking-uri", uri)  # the resume completes the cell
+    assert r.returncode == 0, r.stderr
+    check_sweep(exp, journal, uri, workers=workers, allow_missing=states.count("FAIL"))
+
+
 def _stop(server: subprocess.Popen) -> None:
     """The server and its worker processes, at once (a crash, not a shutdown)."""
     if server.poll() is None:

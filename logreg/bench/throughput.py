@@ -25,6 +25,7 @@ import numpy as np
 from logreg.bench.bandwidth import default_buffer_bytes, time_read
 from logreg.bench.timing import make_model, synthetic_xy, time_epochs
 from logreg.config import DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, require_cuda, runs_on
+from logreg.errors import LogregError
 from logreg.timing import TORCH_THREADS, batch_orders, set_torch_threads, timed_epoch
 from logreg.tracking import Tracker, environment_tags
 from logreg.validation import NONE, Interval, ListOf, Options, check_params
@@ -225,6 +226,14 @@ def run_throughput(
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Run every cell of the grid; log each to MLflow (experiment 'throughput') unless track=False."""
+    itemsize = np.dtype(cfg.dtype).itemsize
+    sizes = [(n, d) for device in cfg.devices for d in cfg.dims for n in cfg.sizes_for(device)]
+    if all(n * d * itemsize / 2**30 > cfg.max_gib for n, d in sizes):
+        smallest = min(n * d * itemsize / 2**30 for n, d in sizes)
+        raise LogregError(
+            f"Every cell of the grid would be skipped: the smallest X is {smallest:.3g} GiB, more than "
+            f"--max-gib {cfg.max_gib}. Raise --max-gib or pass smaller --sizes / --dims."
+        )
     tracker = exp_id = None
     if track:
         tracker = Tracker(tracking_uri)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from logreg.cli import bench, proxy, report, samplers, server, sweep, train
 from logreg.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Parser
-from logreg.errors import LogregError
+from logreg.errors import LogregError, LogregWarning
 
 COMMAND_GROUPS = (train, sweep, samplers, bench, report, server, proxy)
 
@@ -25,7 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """LogregWarning as one line on stderr ('logreg: warning: ...'), each text once."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, LogregWarning):
+            return shown(message, category, filename, lineno, file, line)
+        print(f"logreg: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default", LogregWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _one_line_warnings()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

@@ -80,6 +80,10 @@ def cmd_throughput(args) -> int:
     from logreg.bench.time_to_target import time_to_target, write_time_to_target
     from logreg.report.tables import write_csv
 
+    if args.out is not None:
+        from logreg.paths import check_output_dir
+
+        check_output_dir(args.out, "--out", create=False)
     devices = args.devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
     cfg = ThroughputConfig(
         sizes=args.sizes,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 
-from logreg.errors import LogregError
 from logreg.tracking import mask_uri
+from logreg.tracking.server import check_bindable
 from logreg.tune.proxy import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK_HOSTS, serve
 from logreg.validation import Interval, check_param
 
@@ -31,25 +30,13 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_storage_proxy)
 
 
-def _check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the gRPC server binds
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise LogregError(
-                f"Cannot listen on {host}:{port}: {exc.strerror}. Pass another --port."
-            ) from None
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def cmd_storage_proxy(args) -> int:
     check_param("port", args.port, Interval(int, 1, 65535))
-    _check_port_free(args.host, args.port)
+    check_bindable(args.host, args.port)
     if args.host not in LOOPBACK_HOSTS:
         print(
             "logreg: note: the gRPC proxy has no authentication or TLS: anyone who reaches "

@@ -31,9 +31,14 @@ def add_parser(sub) -> None:
 
 
 def _uris(args) -> list[str]:
-    from logreg.tracking import resolve_tracking_uri
+    """The stores to read (checked before any is opened): --out must be a folder, or free."""
+    from logreg.paths import check_output_dir
+    from logreg.tracking import check_stores, resolve_tracking_uri
 
-    return args.tracking_uris or [resolve_tracking_uri(None)]
+    check_output_dir(args.out, "--out", create=False)
+    uris = args.tracking_uris or [resolve_tracking_uri(None)]
+    check_stores(uris)
+    return uris
 
 
 def cmd_compare(args) -> int:

@@ -192,15 +192,18 @@ def cmd_train(args) -> int:
 
     from logreg.data import load_split
     from logreg.model import check_model_path, save_model
-    from logreg.train import train
+    from logreg.train import check_memory, train
 
     config = config_from_args(args)
     if args.save_model:
         check_model_path(args.save_model)
     split = load_split(config)
+    check_memory(config, split)
     if args.plot:
-        from logreg.report.plots import fit_plot_problem
+        from logreg.paths import check_output_file
+        from logreg.report.plots import fit_plot_problem, png_path
 
+        check_output_file(png_path(args.plot), "--plot", "plot.png")
         problem = fit_plot_problem(split)
         if problem:
             raise LogregError(problem)
@@ -220,17 +223,18 @@ def cmd_train(args) -> int:
         output.close()
     if args.save_model and not result.diverged:
         save_model(result, args.save_model)
+    plot = None
     if args.plot and not result.diverged:
         from logreg.report.plots import fit_plot
 
         title = f"{split.name}: {config.impl} + {config.optimizer}, {result.timings['epochs_run']} epochs"
-        fit_plot(result, title, args.plot)
+        plot = fit_plot(result, title, args.plot)
     if args.json:
         print(json.dumps(json_safe(result.to_dict())))
     else:
         _print_result(result, config, header=args.quiet)
-        if args.plot and not result.diverged:
-            print(f"  plot written to {args.plot}")
+        if plot is not None:
+            print(f"  plot written to {plot}")
     if result.diverged:
         print(f"logreg: {result.message}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -14,7 +14,7 @@ from logreg.data.split import Split, make_split
 
 
 def _split_file(data: str, target: str, **split_args) -> Split:
-    X, y, meta = read_table(data, target)
+    X, y, meta = read_table(data, target, split_args.get("task", "classification"))
     return make_split(
         X,
         y,
@@ -41,6 +41,7 @@ def _split_registry(dataset: str, seed: int, **split_args) -> Split:
         class_names=meta.get("class_names"),
         metadata={"probe": info.probe} if info.probe is not None else None,
         task=info.task,
+        **split_args,
     )
     if "bayes_p" not in meta:
         return split

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from logreg.errors import LogregError
+from logreg.errors import LogregError, clip
 
 
 @dataclass(frozen=True)
@@ -224,19 +224,21 @@ def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
     name, _, args = spec.partition(":")
     if name not in REGISTRY:
         raise LogregError(
-            f"Unknown dataset {name!r}. Available datasets: {', '.join(REGISTRY)} "
+            f"Unknown dataset {clip(repr(name))}. Available datasets: {', '.join(REGISTRY)} "
             "(or --data FILE --target COLUMN for your own CSV/Parquet)."
         )
     kwargs: dict[str, int] = {}
     if args:
         if name != "synthetic":
-            raise LogregError(f"Dataset {name!r} takes no size parameters. Got {spec!r}; use {name!r}.")
+            raise LogregError(
+                f"Dataset {name!r} takes no size parameters. Got {clip(repr(spec))}; use {name!r}."
+            )
         for item in args.split(","):
             key, eq, value = item.partition("=")
             key = key.strip()
             if key not in SYNTHETIC_DEFAULTS or not eq:
                 raise LogregError(
-                    f"Bad synthetic parameter {item!r} in {spec!r}. Use synthetic:n=N,d=D "
+                    f"Bad synthetic parameter {clip(repr(item))}. Use synthetic:n=N,d=D "
                     "with whole numbers, e.g. synthetic:n=1000000,d=100."
                 )
             try:
@@ -246,7 +248,7 @@ def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
             if number is None or number < 1 or (key == "n" and number < 10):
                 raise LogregError(
                     f"The synthetic parameter {key!r} must be a whole number >= "
-                    f"{10 if key == 'n' else 1}. Got {value!r} in {spec!r}."
+                    f"{10 if key == 'n' else 1}. Got {clip(repr(value))}."
                 )
             kwargs[key] = number
     return name, kwargs

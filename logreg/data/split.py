@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from logreg.errors import LogregError
+from logreg.errors import LogregError, quote_names
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def _check_features(X, name: str, feature_names, dtype: str):
     if not finite.all():
         bad = [feature_names[i] for i in np.flatnonzero(~finite)]
         raise LogregError(
-            f"Features with NaN or infinite values in {name}: {', '.join(bad)}. Impute or drop those rows."
+            f"Features with NaN or infinite values in {name}: {quote_names(bad)}. Impute or drop those rows."
         )
     return X, feature_names
 
@@ -180,7 +180,9 @@ def _statistics(X_train, standardize: bool):
         return np.zeros(X_train.shape[1]), np.ones(X_train.shape[1])
     mean = X_train.mean(axis=0, dtype=np.float64)
     scale = X_train.std(axis=0, dtype=np.float64)
-    scale[scale == 0] = 1.0  # constant features stay constant (as StandardScaler)
+    # Constant features stay constant (as StandardScaler); so does a spread below the dtype's
+    # smallest normal number, which would divide by zero once cast to it.
+    scale[scale < np.finfo(X_train.dtype).tiny] = 1.0
     return mean, scale
 
 

@@ -242,13 +242,13 @@ def _plot(table, speedup, out: Path) -> list[Path]:
 
 def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print) -> dict:
     """Read the stores, write the tables and plots; return the DataFrames."""
-    out.mkdir(parents=True, exist_ok=True)
     thr_runs, sweep_runs = load_runs(uris)
     if thr_runs.empty and sweep_runs.empty:
         raise LogregError(
             f"No throughput or sweep runs found in {', '.join(uris)}. Run `logreg throughput` or "
             "`logreg sweep` with that --tracking-uri first."
         )
+    out.mkdir(parents=True, exist_ok=True)
     table = throughput_table(thr_runs)
     speedup = speedup_table(table) if not table.empty else speedup_table(table.assign(device=[]))
     cross = crossovers(speedup)

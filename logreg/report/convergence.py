@@ -282,13 +282,13 @@ def time_to_eps_markdown(table) -> str:
 
 def convergence(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print) -> dict:
     """Read the stores, write the curves, the time-to-eps table and the profiles; return them."""
-    out.mkdir(parents=True, exist_ok=True)
     runs = load_convergence_runs(uris)
     if runs.empty:
         raise LogregError(
             f"No runs with a suboptimality found in {', '.join(mask_uri(u) for u in uris)}. Run "
             "`logreg sweep` (tracking on, logistic or linear cells) with that --tracking-uri first."
         )
+    out.mkdir(parents=True, exist_ok=True)
     table = time_to_eps_table(runs)
     table.to_csv(out / "time_to_eps.csv", index=False)
     r = pf.ratios(profile_times(table))

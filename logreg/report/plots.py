@@ -7,6 +7,26 @@ from pathlib import Path
 
 import numpy as np
 
+from logreg.paths import write_atomic
+
+
+def png_path(path: str | Path) -> Path:
+    """The PNG a figure goes to: PATH itself when it ends in .png, else PATH.png (as matplotlib)."""
+    path = Path(path)
+    return path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
+
+
+def _save(fig, path: str | Path, dpi: int = 90) -> Path:
+    """Render to PNG in memory, then write the file whole (paths.write_atomic); close the figure."""
+    import io
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        _plt().close(fig)
+    return write_atomic(png_path(path), lambda f: f.write(buf.getvalue()), "--plot", "plot.png")
+
 
 def _plt():
     import matplotlib
@@ -33,9 +53,7 @@ def optimization_history(rows, direction: str, title: str, path: Path) -> Path:
     ax.set(xlabel="trial", ylabel="objective", title=title)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def param_importances(importances: dict[str, float], title: str, path: Path) -> Path:
@@ -48,9 +66,7 @@ def param_importances(importances: dict[str, float], title: str, path: Path) -> 
         ax.text(0.5, 0.5, "too few complete trials to rank parameters", ha="center", va="center")
     ax.set(xlabel="importance (fANOVA)", title=title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def learning_curves(history: dict[str, list], title: str, path: Path) -> Path:
@@ -68,9 +84,7 @@ def learning_curves(history: dict[str, list], title: str, path: Path) -> Path:
     a1.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def decision_boundary(result, title: str, path: Path) -> Path:
@@ -91,9 +105,7 @@ def decision_boundary(result, title: str, path: Path) -> Path:
     fig.colorbar(cs, ax=ax, label="P(class 1)")
     ax.set(xlabel=split.feature_names[0], ylabel=split.feature_names[1], title=title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _fitted_1d(result, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
@@ -139,9 +151,7 @@ def fitted_curve(result, title: str, path: Path) -> Path:
     ax.set(xlabel=split.feature_names[0], ylabel=ylabel, title=title)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def fit_plot_problem(split) -> str | None:
@@ -158,8 +168,8 @@ def fit_plot_problem(split) -> str | None:
 def fit_plot(result, title: str, path: Path) -> Path:
     """The fitted curve (one feature) or the decision boundary (two features, binary)."""
     if result.split.n_features == 1:
-        return fitted_curve(result, title, Path(path))
-    return decision_boundary(result, title, Path(path))
+        return fitted_curve(result, title, png_path(path))
+    return decision_boundary(result, title, png_path(path))
 
 
 def sampler_comparison(
@@ -187,6 +197,4 @@ def sampler_comparison(
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

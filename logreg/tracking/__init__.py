@@ -8,9 +8,15 @@ queries      runs as DataFrames, experiment names
 server       `mlflow server` on PostgreSQL for many workers
 """
 
-from logreg.tracking.client import make_client, store_errors
+from logreg.tracking.client import check_tracking_uri, make_client, store_errors
 from logreg.tracking.environment import cpu_name, dataset_tags, environment_tags, git_commit
-from logreg.tracking.queries import experiment_names, metric_histories, search_runs, stale_running_runs
+from logreg.tracking.queries import (
+    check_stores,
+    experiment_names,
+    metric_histories,
+    search_runs,
+    stale_running_runs,
+)
 from logreg.tracking.schema import schema_guard
 from logreg.tracking.uri import DEFAULT_TRACKING_URI, mask_uri, resolve_tracking_uri
 from logreg.tracking.writer import RunHandle, Tracker
@@ -19,6 +25,8 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "RunHandle",
     "Tracker",
+    "check_stores",
+    "check_tracking_uri",
     "cpu_name",
     "dataset_tags",
     "environment_tags",

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 from logreg.errors import LogregError, first_line
+from logreg.paths import node_kind
 from logreg.tracking.schema import schema_guard
-from logreg.tracking.uri import mask_uri, resolve_tracking_uri
+from logreg.tracking.uri import (
+    KNOWN_SCHEMES,
+    URI_EXAMPLES,
+    mask_uri,
+    resolve_tracking_uri,
+    sqlite_path,
+    uri_scheme,
+)
 
 
 def _answering_client(uri: str):
@@ -66,19 +75,54 @@ def _check_database(uri: str) -> None:
         ) from None
 
 
-def make_client(uri: str | None):
-    """An MlflowClient for `uri` (resolved as resolve_tracking_uri), checked reachable."""
+def check_tracking_uri(uri: str, must_exist: bool = False) -> None:
+    """A URI MLflow can open: a known scheme; an SQLite file that is a database in a folder that
+    can be written (read-only: checked here in milliseconds, where MLflow retries for 100 s)."""
+    scheme = uri_scheme(uri)
+    if not scheme:
+        raise LogregError(f"The tracking URI {uri!r} is not a URI. Use e.g. {URI_EXAMPLES}.")
+    if scheme not in KNOWN_SCHEMES:
+        raise LogregError(
+            f"The tracking URI {mask_uri(uri)!r} has an unknown scheme {scheme!r}. Use e.g. {URI_EXAMPLES}."
+        )
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    where = f"The SQLite tracking store {mask_uri(uri)}"
+    kind = node_kind(path)
+    if must_exist and kind == "nothing":
+        raise LogregError(f"{where} does not exist. Check the URI (a store is read, never created, here).")
+    if kind not in ("nothing", "a regular file"):
+        raise LogregError(f"{where} is {kind}, not a database file. Pass the path of an SQLite file.")
+    if kind == "a regular file":
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise LogregError(f"{where} is not an SQLite database. Pass an MLflow store, or a new file name.")
+    if must_exist:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    above = next((p for p in [folder, *map(str, Path(folder).parents)] if os.path.exists(p)), "/")
+    target = path if kind == "a regular file" else above
+    if not os.access(target, os.W_OK) or (os.path.isdir(above) and not os.access(above, os.W_OK)):
+        raise LogregError(
+            f"{where} cannot be written: '{target}' is read-only. Pass a store in a folder you can write."
+        )
+
+
+def make_client(uri: str | None, must_exist: bool = False):
+    """An MlflowClient for `uri` (resolved as resolve_tracking_uri), checked reachable.
+
+    `must_exist`: a store that is only read (compare, report, ui) must already be there; it is
+    never created (MLflow would create an empty database and its folders).
+    """
     import logging
 
     # MLflow announces schema creation and migrations at INFO on stderr; keep the CLI quiet.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     uri = resolve_tracking_uri(uri)
-    if "://" not in uri and not uri.startswith("file:"):
-        raise LogregError(
-            f"The tracking URI {uri!r} is not a URI. Use e.g. sqlite:///mlflow.db, "
-            "http://127.0.0.1:5000 or postgresql://user@host/db."
-        )
+    check_tracking_uri(uri, must_exist)
     _check_database(uri)
     # Short HTTP retries so an unreachable server fails in seconds, not minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")

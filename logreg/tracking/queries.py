@@ -8,12 +8,18 @@ from logreg.tracking.client import make_client
 from logreg.tracking.uri import resolve_tracking_uri
 
 
+def check_stores(uris) -> None:
+    """Every store to be read exists and answers (one line naming the first that does not)."""
+    for uri in uris:
+        make_client(uri, must_exist=True)
+
+
 def search_runs(uri: str | None, experiment_names: list[str], filter_string: str = ""):
     """Runs of the named experiments in one store as a pandas DataFrame ('' when none)."""
     import mlflow
     import pandas as pd
 
-    client = make_client(uri)
+    client = make_client(uri, must_exist=True)
     ids = [e.experiment_id for n in experiment_names if (e := client.get_experiment_by_name(n)) is not None]
     if not ids:
         return pd.DataFrame()
@@ -23,7 +29,7 @@ def search_runs(uri: str | None, experiment_names: list[str], filter_string: str
 
 def stale_running_runs(uri: str | None, experiment_name: str, older_than_s: float):
     """Run ids of RUNNING runs in the experiment not updated for `older_than_s` seconds."""
-    client = make_client(uri)
+    client = make_client(uri, must_exist=True)
     exp = client.get_experiment_by_name(experiment_name)
     if exp is None:
         return []
@@ -34,13 +40,13 @@ def stale_running_runs(uri: str | None, experiment_name: str, older_than_s: floa
 
 def experiment_names(uri: str | None) -> list[str]:
     """Names of the active experiments in one store (for `logreg compare`)."""
-    client = make_client(uri)
+    client = make_client(uri, must_exist=True)
     return [e.name for e in client.search_experiments(max_results=1000)]
 
 
 def metric_histories(uri: str | None, run_ids, keys) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Per run id and metric key: its logged values as (step, value), in step order."""
-    client = make_client(uri)
+    client = make_client(uri, must_exist=True)
     out: dict[str, dict[str, list[tuple[int, float]]]] = {}
     for run_id in run_ids:
         out[run_id] = {

@@ -188,14 +188,26 @@ def _check_port_free(host: str, port: int) -> None:
             f"An MLflow server already answers on {local}. Use it (--tracking-uri {local}), "
             "or pass another --port."
         )
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    check_bindable(host, port)
+
+
+def check_bindable(host: str, port: int) -> None:
+    """One line when nothing can listen on host:port, naming the flag to change (--host or --port)."""
+    import errno
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a host name or address"
+        raise LogregError(f"Cannot listen on {host}:{port}: {reason}. Pass another --host.") from None
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         try:
             s.bind((host, port))
         except OSError as exc:
+            flag = "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
             raise LogregError(
-                f"Cannot listen on {host}:{port}: {exc.strerror}. Pass another --port."
+                f"Cannot listen on {host}:{port}: {exc.strerror}. Pass another {flag}."
             ) from None
 
 

@@ -25,3 +25,23 @@ def mask_uri(uri: str | None) -> str | None:
         return None
     uri = _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
     return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", uri)
+
+
+# Backend schemes MLflow's client understands (database stores take a +driver suffix).
+KNOWN_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https", "file", "databricks")
+URI_EXAMPLES = "sqlite:///mlflow.db, postgresql://USER@HOST/DB, http://127.0.0.1:5000 or file:///PATH"
+
+
+def uri_scheme(uri: str) -> str:
+    """'postgresql' for postgresql+psycopg2://...; '' when `uri` has no scheme."""
+    if "://" not in uri and not uri.startswith("file:"):
+        return ""
+    return uri.split(":", 1)[0].split("+", 1)[0].lower()
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a sqlite:/// URI (None for other URIs and in-memory databases)."""
+    if uri_scheme(uri) != "sqlite":
+        return None
+    path = uri.split(":///", 1)[-1].split("?", 1)[0] if ":///" in uri else ""
+    return path if path and path != ":memory:" else None

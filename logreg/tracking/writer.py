@@ -78,7 +78,7 @@ def _writer_loop(uri: str, ops, replies, parent_pid: int, forked: bool) -> None:
 
         # Ctrl-C reaches the whole process group: the parent decides how runs end.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group SIGTERM: the parent drains us
         _reset_after_fork()
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient

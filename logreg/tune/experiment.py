@@ -69,9 +69,10 @@ from logreg.config import (
     runs_on,
 )
 from logreg.data import check_dataset_name, suits
-from logreg.errors import LogregError
+from logreg.errors import LogregError, clip
 from logreg.validation import Interval, ListOf, Options, check_param
 
+MAX_NAME = 100
 OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize", "val_r2": "maximize"}
 SAMPLERS = ("tpe", "random", "qmc", "gp", "grid")
 SAMPLER_KEYS = {
@@ -250,7 +251,7 @@ def _names(path, key, value, allowed, check=None) -> tuple[str, ...]:
     if check is None:
         return tuple(dict.fromkeys(_check(path, key, value, ListOf(Options(tuple(allowed))))))
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
-        _fail(path, f"'{key}' must be a non-empty list of names. Got {value!r}.")
+        _fail(path, f"'{key}' must be a non-empty list of names. Got {clip(repr(value))}.")
     for v in value:
         try:
             check(v)
@@ -281,7 +282,7 @@ def _range(path, key, value, *, low, high, log=False, integer=False) -> list:
         _fail(
             path,
             f"'{key}' must be [low, high] {kind} with {low} {'<' if log else '<='} low <= "
-            f"high <= {high}. Got {value!r}.",
+            f"high <= {high}. Got {clip(repr(value))}.",
         )
     return list(value)
 
@@ -300,7 +301,7 @@ def _choices(path: str, key: str, value: Any, kind: str) -> list:
         )
         what = "integers >= 1"
     if not ok:
-        _fail(path, f"{key!r} must be a non-empty list of choices: {what}. Got {value!r}.")
+        _fail(path, f"{key!r} must be a non-empty list of choices: {what}. Got {clip(repr(value))}.")
     return list(dict.fromkeys(value))
 
 
@@ -319,20 +320,20 @@ def _points(path, key, value, *, low, high, log=False, integer=False) -> list:
         _fail(
             path,
             f"{key!r} must be a grid: a list of distinct {kind} with {low} {'<' if log else '<='} "
-            f"point <= {high}, e.g. [1e-3, 1e-2, 1e-1]. Got {value!r}.",
+            f"point <= {high}, e.g. [1e-3, 1e-2, 1e-1]. Got {clip(repr(value))}.",
         )
     return list(value)
 
 
 def _check_search(path: str, search: Any, grid: bool = False) -> dict:
     if not isinstance(search, dict):
-        _fail(path, f"'search' must be a table of optimizer tables. Got {search!r}.")
+        _fail(path, f"'search' must be a table of optimizer tables. Got {clip(repr(search))}.")
     out = {}
     for opt, space in search.items():
         if opt not in SEARCH_KEYS:
             _fail(path, f"Unknown optimizer table [search.{opt}]. Allowed: {', '.join(SEARCH_KEYS)}.")
         if not isinstance(space, dict):
-            _fail(path, f"[search.{opt}] must be a table. Got {space!r}.")
+            _fail(path, f"[search.{opt}] must be a table. Got {clip(repr(space))}.")
         checked: dict[str, Any] = {}
         for key, value in space.items():
             k = f"search.{opt}.{key}"
@@ -344,7 +345,7 @@ def _check_search(path: str, search: Any, grid: bool = False) -> dict:
                 checked[key] = _choices(path, k, value, key)
             elif key == "nesterov":
                 if not (isinstance(value, list) and value and all(isinstance(v, bool) for v in value)):
-                    _fail(path, f"{k!r} must be a list of true/false choices. Got {value!r}.")
+                    _fail(path, f"{k!r} must be a list of true/false choices. Got {clip(repr(value))}.")
                 checked[key] = list(value)
             elif key == "batch_size":
                 if not (
@@ -355,7 +356,10 @@ def _check_search(path: str, search: Any, grid: bool = False) -> dict:
                         for v in value
                     )
                 ):
-                    _fail(path, f'{k!r} must be a list of choices: "full" or integers >= 1. Got {value!r}.')
+                    _fail(
+                        path,
+                        f'{k!r} must be a list of choices: "full" or integers >= 1. Got {clip(repr(value))}.',
+                    )
                 checked[key] = list(value)
         if "lr" not in checked:
             checked["lr"] = list(DEFAULT_GRID_LR) if grid else DEFAULT_SEARCH[opt]["lr"]
@@ -367,7 +371,7 @@ def _check_table(path, key, value, allowed_names, allowed_keys) -> dict:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
-        _fail(path, f"'{key}' must be a table with a 'name'. Got {value!r}.")
+        _fail(path, f"'{key}' must be a table with a 'name'. Got {clip(repr(value))}.")
     name = _check(path, f"{key}.name", value.get("name"), Options(tuple(allowed_names)))
     for k, v in value.items():
         if k == "name":
@@ -390,7 +394,13 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
         if key not in TOP_KEYS:
             _fail(path, f"Unknown key {key!r}. Allowed keys: {', '.join(TOP_KEYS)}.")
     if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"].strip() or "/" in raw["name"]:
-        _fail(path, f"'name' must be a non-empty string without '/'. Got {raw.get('name')!r}.")
+        _fail(path, f"'name' must be a non-empty string without '/'. Got {clip(repr(raw.get('name')))}.")
+    if len(raw["name"].strip()) > MAX_NAME:
+        _fail(
+            path,
+            f"'name' must be at most {MAX_NAME} characters: it starts every study, MLflow experiment "
+            f"and run name (MLflow keeps 250). Got {len(raw['name'].strip())} characters; shorten it.",
+        )
     if "datasets" not in raw:
         _fail(path, "'datasets' is required: a list of dataset names (see `logreg datasets`).")
     kw: dict[str, Any] = {"name": raw["name"].strip(), "path": path}

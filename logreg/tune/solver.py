@@ -22,7 +22,7 @@ def _solver_loop(jobs, answers, parent_pid: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group SIGTERM: the parent stops us
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread: the helper shares the machine with the training process it runs beside.

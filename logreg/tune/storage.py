@@ -10,10 +10,11 @@ import os
 import warnings
 from typing import Any
 
-from logreg.errors import LogregError, first_line
+from logreg.errors import LogregError, LogregWarning, first_line
 from logreg.tracking import mask_uri, schema_guard
 from logreg.validation import check_env_seconds
 
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql", "oracle")
 DEFAULT_STORAGE = "optuna-journal.log"  # in the working directory, git-ignored
 HEARTBEAT_INTERVAL = 10  # seconds (RDB storages only); env LOGREG_HEARTBEAT_INTERVAL overrides
 GRACE_PERIOD = 30  # a RUNNING trial with no heartbeat for this long is stale; env LOGREG_GRACE_PERIOD
@@ -112,6 +113,12 @@ def open_storage(url: str | None):
             raise LogregError(
                 f"Cannot open the Optuna journal file {url!r}: {exc.strerror}. Check the --storage path."
             ) from None
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme not in RDB_SCHEMES:
+        raise LogregError(
+            f"The Optuna storage {mask_uri(url)!r} has an unknown scheme {scheme!r}. Use a journal file "
+            "path, sqlite:///optuna.db, postgresql://USER@HOST/DB, mysql://... or grpc://HOST:PORT."
+        )
     heartbeat = check_env_seconds(
         "LOGREG_HEARTBEAT_INTERVAL", os.environ.get("LOGREG_HEARTBEAT_INTERVAL"), HEARTBEAT_INTERVAL
     )
@@ -189,16 +196,15 @@ def _quiet_heartbeat_thread() -> None:
 
 
 def _journal_backend(path: str):
-    """Optuna's journal file, appended under its lock but without an fsync per append.
+    """Optuna's journal file, appended under its lock but without an fsync per append, checked.
 
     Optuna fsyncs every record (one per reported value, parameter and state
     change): about 3 ms each on these machines, most of a trial's storage cost.
     Without it a record survives the death of any process (it is in the OS page
     cache) but not a power loss or OS crash, which a local experiment store can
-    afford; use an RDB storage URL for more.
+    afford; use an RDB storage URL for more. check_journal runs under the same lock.
     """
     import json
-    import os
 
     from optuna.storages.journal import JournalFileBackend
     from optuna.storages.journal._file import get_lock_file
@@ -209,8 +215,66 @@ def _journal_backend(path: str):
             with get_lock_file(self._lock), open(self._file_path, "ab") as f:  # noqa: SLF001
                 f.write(text.encode("utf-8"))
 
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise LogregError(
+            f"The Optuna journal {path!r} is not a regular file. Pass a file path to --storage."
+        )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return NoFsyncJournalFileBackend(path)
+    backend = NoFsyncJournalFileBackend(path)
+    if os.path.getsize(path) if os.path.exists(path) else 0:
+        with get_lock_file(backend._lock):  # noqa: SLF001 - no process appends while we read
+            check_journal(path)
+    return backend
+
+
+JOURNAL_RECORD = b'{"op_code"'
+
+
+def _is_record(line: bytes) -> bool:
+    import json
+
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def check_journal(path: str) -> None:
+    """A journal file whose every line is a record; a torn last record (a crash or a full disk
+    mid-write) is cut off, the original kept beside it. Anything else is one line: not a journal."""
+    with open(path, "rb") as f:
+        data = f.read()
+    offset = 0
+    for number, line in enumerate(data.splitlines(keepends=True), start=1):
+        if line.endswith(b"\n") and _is_record(line):
+            offset += len(line)
+            continue
+        torn = offset + len(line) == len(data) and (
+            line.startswith(JOURNAL_RECORD) or JOURNAL_RECORD.startswith(line.rstrip(b"\r\n"))
+        )
+        if not torn or offset == 0 and not line.startswith(JOURNAL_RECORD):
+            raise LogregError(
+                f"{path!r} is not an Optuna journal file: line {number} is not a journal record. Pass a "
+                "journal path to --storage (a new file is created) or an RDB URL such as sqlite:///optuna.db."
+            )
+        _drop_torn_tail(path, offset, len(data) - offset)
+        return
+
+
+def _drop_torn_tail(path: str, offset: int, size: int) -> None:
+    import shutil
+    import time
+
+    backup = f"{path}.torn-{time.strftime('%Y%m%d-%H%M%S')}"
+    shutil.copy2(path, backup)
+    os.truncate(path, offset)
+    warnings.warn(
+        f"The Optuna journal {path!r} ended in a torn record ({size} bytes, from a crash or a full disk "
+        f"mid-write): dropped; every complete record is kept, the original is in {backup!r}.",
+        LogregWarning,
+        stacklevel=2,
+    )
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

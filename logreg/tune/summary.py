@@ -11,6 +11,7 @@ from typing import Any
 
 from logreg.config import TrainConfig
 from logreg.data import load_split
+from logreg.paths import check_output_dir, write_text
 from logreg.report.tables import frame_table
 from logreg.tune import study as st
 from logreg.tune.experiment import Cell, Experiment
@@ -93,12 +94,10 @@ def summarize(exp: Experiment, storage):
 
 def write_summary(df, out_dir: Path) -> tuple[Path, Path]:
     """summary.csv and summary.md, written whole to a temporary file then renamed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out_dir, "--results-dir")
     csv, md = out_dir / "summary.csv", out_dir / "summary.md"
     for path, text in ((csv, df.to_csv(index=False)), (md, to_markdown(df))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text(path, text)
     return csv, md
 
 

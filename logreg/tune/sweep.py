@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logreg.errors import LogregError
+from logreg.paths import check_output_dir
 from logreg.timing import TORCH_THREADS
-from logreg.tracking import Tracker, resolve_tracking_uri
+from logreg.tracking import Tracker, check_tracking_uri, resolve_tracking_uri
 from logreg.tune import study as st
 from logreg.tune.cell import CellTracking
 from logreg.tune.experiment import Experiment
@@ -268,6 +269,10 @@ def _run_with_workers(exp, opts, storage, storage_url, tracker, experiment_id, p
 
 def run_sweep(exp: Experiment, opts: SweepOptions):
     """Run (or resume) the sweep; return the summary DataFrame (also written under results/)."""
+    if opts.results_dir is not None:  # before any trial: a bad folder fails now, not at the end
+        check_output_dir(Path(opts.results_dir) / exp.name, "--results-dir", create=False)
+    if opts.track:  # a bad tracking URI fails before the Optuna storage is made
+        check_tracking_uri(resolve_tracking_uri(opts.tracking_uri))
     storage_url = opts.storage or DEFAULT_STORAGE
     storage = open_storage(storage_url)  # creates the schema once, before any worker
     workdir = Path(tempfile.mkdtemp(prefix="logreg-plots-"))
