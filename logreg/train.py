@@ -37,6 +37,11 @@ SUBOPTIMALITY_KEYS = ("train_objective", "suboptimality", "rel_suboptimality")
 EPSILONS = (1e-2, 1e-4, 1e-6)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped between two epochs because `should_stop()` said so (Ctrl-C or SIGTERM in a
+    sweep): a KeyboardInterrupt, so every layer above ends the run as it would on Ctrl-C."""
+
+
 def eps_name(eps: float) -> str:
     """'1e-2' for 0.01: the suffix of time_to_eps_<k> and epochs_to_eps_<k>."""
     return f"1e-{round(-math.log10(eps))}"
@@ -282,6 +287,7 @@ def train(
     split: Split | None = None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
     optimum: Optimum | Callable[[], Optimum | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Result:
     """Train the model `config` names (logistic, mlp or linear) and return the Result.
 
@@ -293,7 +299,8 @@ def train(
     `on_eval(epoch, metrics)` is called at every evaluation point (outside the
     timings) with train/val loss and accuracy; it may raise to stop training
     (the sweep raises optuna.TrialPruned). Divergence (a NaN or infinite loss)
-    stops training and returns a Result with status 'diverged'.
+    stops training and returns a Result with status 'diverged'. `should_stop()` is asked after
+    every epoch (outside the timings): True raises Interrupted.
     """
     # 1. Data and model: the same initial weights for every implementation; data moved once.
     split = split if split is not None else load_split(config)
@@ -309,7 +316,9 @@ def train(
         "test": model.put(split.X_test, split.y_test),
     }
     # 2. The epochs, timed; evaluation points outside the timings.
-    loop = _run_epochs(config, model, parts, len(split.y_train), device, on_eval, optimum is not None)
+    loop = _run_epochs(
+        config, model, parts, len(split.y_train), device, on_eval, optimum is not None, should_stop
+    )
     if optimum is not None:
         _add_suboptimality(loop, optimum() if callable(optimum) else optimum)
     # 3. What the run produced.
@@ -352,6 +361,7 @@ def _run_epochs(
     device: str,
     on_eval: Callable[[int, dict[str, float]], None] | None,
     objective: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> _Loop:
     keys = history_keys(config) + (TIME_KEY,) + (SUBOPTIMALITY_KEYS[:1] if objective else ())
     loop = _Loop(keys=keys, history={k: [] for k in keys})
@@ -365,6 +375,8 @@ def _run_epochs(
         loop.epoch_times.append(timed_epoch(model, parts["train"], next(orders), device))
         if epoch == min(3, config.epochs - 1):
             _warn_if_long(loop.epoch_times, config.epochs)
+        if should_stop is not None and should_stop():
+            raise Interrupted(f"stopped after epoch {epoch}")
         if epoch % config.eval_every and epoch != config.epochs:
             continue
         # Evaluation point: outside the timings, the only host synchronisation.

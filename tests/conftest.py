@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
@@ -59,16 +58,11 @@ def _sklearn_objective(X, y, n_classes: int, weight_decay: float = 0.0) -> float
     return float(loss + 0.5 * weight_decay * np.sum(clf.coef_**2))
 
 
-@functools.cache
 def _sklearn_test_accuracy(dataset: str, seed: int = 0) -> float:
     """Test accuracy of scikit-learn's default LogisticRegression() on our split of `dataset`."""
-    from sklearn.linear_model import LogisticRegression
+    from logreg.report.reference import sklearn_test_accuracy
 
-    from logreg import TrainConfig, load_split
-
-    split = load_split(TrainConfig(dataset=dataset, dtype="float64", seed=seed))
-    clf = LogisticRegression(max_iter=10_000).fit(split.X_train, split.y_train)
-    return float(clf.score(split.X_test, split.y_test))
+    return sklearn_test_accuracy(dataset, seed, "float64")
 
 
 @pytest.fixture(scope="session")

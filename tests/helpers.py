@@ -67,14 +67,31 @@ def start_mlflow_server(
 
 
 def log_throughput_rows(uri, rows):
-    """Write throughput runs with the schema `logreg throughput` logs (tp.log_row)."""
+    """Write throughput runs with the schema `logreg throughput` logs (tp.row_record)."""
     from logreg.bench import throughput as tp
     from logreg.tracking import Tracker
 
     with Tracker(uri) as tracker:
         exp = tracker.experiment_id(tp.EXPERIMENT)
         for row in rows:
-            tp.log_row(tracker, exp, row)
+            tracker.write(tp.row_record(exp, row))
+
+
+def log_sweep_runs(uri, experiment, studies):
+    """A sweep's runs written by hand: {parent name: (parent tags, [(params, metrics, tags), ...])}."""
+    from logreg.tracking import RunRecord, Tracker
+
+    with Tracker(uri) as tracker:
+        exp = tracker.experiment_id(experiment)
+        for name, (tags, children) in studies.items():
+            parent = tracker.start_run(exp, name, tags, {})
+            for i, (params, metrics, child_tags) in enumerate(children):
+                tracker.write(
+                    RunRecord(
+                        exp, f"trial-{i}", "FINISHED", child_tags, params, metrics, parent_run_id=parent
+                    )
+                )
+            tracker.end_run(parent)
 
 
 def throughput_row(impl, device, n, sps, compile=False):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from logreg.report import compare as cmp
-from tests.helpers import log_throughput_rows
+from tests.helpers import log_sweep_runs, log_throughput_rows
 from tests.helpers import throughput_row as row
 
 
@@ -112,28 +112,15 @@ def test_two_stores_give_speedup_and_crossover(tmp_path):
 
 
 def test_sweep_comparison_takes_the_best_trial_by_val_loss(tmp_path):
-    from logreg.tracking import Tracker
-
     uri = _store(tmp_path, "sweep")
-    with Tracker(uri) as tracker:
-        exp = tracker.experiment_id("smoke")
-        parent = tracker.start_run(
-            exp, "blobs__numpy__adam__cpu", {"logreg.study": "s1", "logreg.run_kind": "study"}
-        )
-        for i, (val_loss, acc, secs) in enumerate([(0.30, 0.90, 0.2), (0.10, 0.95, 0.4), (0.20, 0.99, 0.1)]):
-            child = tracker.start_run(
-                exp,
-                f"trial-{i}",
-                {"logreg.study": "s1", "logreg.run_kind": "trial", "logreg.device_kind": "cpu"},
-                parent=parent,
-            )
-            tracker.log(
-                child,
-                params={"dataset": "blobs", "impl": "numpy", "optimizer": "adam", "device": "cpu"},
-                metrics={"val_loss": val_loss, "test_accuracy": acc, "fit_seconds": secs},
-            )
-            tracker.end_run(child)
-        tracker.end_run(parent)
+    params = {"dataset": "blobs", "impl": "numpy", "optimizer": "adam", "device": "cpu"}
+    tags = {"logreg.study": "s1", "logreg.run_kind": "trial", "logreg.device_kind": "cpu"}
+    children = [
+        (params, {"val_loss": val_loss, "test_accuracy": acc, "fit_seconds": secs}, tags)
+        for val_loss, acc, secs in [(0.30, 0.90, 0.2), (0.10, 0.95, 0.4), (0.20, 0.99, 0.1)]
+    ]
+    study = {"logreg.study": "s1", "logreg.run_kind": "study"}
+    log_sweep_runs(uri, "smoke", {"blobs__numpy__adam__cpu": (study, children)})
     result = cmp.compare([uri], tmp_path / "out")
     sweeps = result["sweeps"]
     assert len(sweeps) == 1
@@ -147,29 +134,18 @@ def test_sweep_comparison_takes_the_best_trial_by_val_loss(tmp_path):
 
 
 def test_sweep_comparison_keeps_models_apart_and_reports_r2_for_linear(tmp_path):
-    from logreg.tracking import Tracker
-
     uri = _store(tmp_path, "sweep")
     cells = [  # (model, dataset, val_loss, metrics)
         ("logistic", "moons", 0.30, {"test_accuracy": 0.86}),
         ("mlp", "moons", 0.05, {"test_accuracy": 0.99}),
         ("linear", "diabetes", 3000.0, {"test_r2": 0.45}),
     ]
-    with Tracker(uri) as tracker:
-        exp = tracker.experiment_id("sweep/tutorials")
-        for model, dataset, val_loss, metrics in cells:
-            parent = tracker.start_run(exp, f"{dataset}__{model}", {"logreg.run_kind": "study"})
-            child = tracker.start_run(exp, "trial-0", {"logreg.run_kind": "trial"}, parent=parent)
-            params = {
-                "dataset": dataset,
-                "model": model,
-                "impl": "numpy",
-                "optimizer": "adam",
-                "device": "cpu",
-            }
-            tracker.log(child, params=params, metrics={"val_loss": val_loss, **metrics})
-            tracker.end_run(child)
-            tracker.end_run(parent)
+    studies = {}
+    for model, dataset, val_loss, metrics in cells:
+        params = {"dataset": dataset, "model": model, "impl": "numpy", "optimizer": "adam", "device": "cpu"}
+        child = (params, {"val_loss": val_loss, **metrics}, {"logreg.run_kind": "trial"})
+        studies[f"{dataset}__{model}"] = ({"logreg.run_kind": "study"}, [child])
+    log_sweep_runs(uri, "sweep/tutorials", studies)
     sweeps = cmp.compare([uri], tmp_path / "out")["sweeps"]
     rows = {(r.dataset, r.model): r for r in sweeps.itertuples()}
     assert set(rows) == {("moons", "logistic"), ("moons", "mlp"), ("diabetes", "linear")}

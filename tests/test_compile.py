@@ -59,8 +59,8 @@ def test_compiled_training_matches_eager(impl):
 def test_the_compile_axis_keeps_numpy_cells_eager():
     import optuna
 
-    from logreg.tune import load_experiment
-    from logreg.tune import study as st
+    from logreg.tune import load_experiment, open_storage
+    from logreg.tune.trial import run_cell
 
     smoke = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
     exp = load_experiment(smoke).override(
@@ -68,9 +68,9 @@ def test_the_compile_axis_keeps_numpy_cells_eager():
     )
     (cell,) = exp.cells()  # numpy has no compiled cell: its one cell is eager
     assert cell.compile is False and not exp.study_name(cell).endswith("/compiled")
-    study = optuna.create_study(direction=exp.direction)
-    hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
-    st.run_cell(exp, cell, study, hooks, overrides={"torch_threads": 1})
+    store = open_storage(":memory:")
+    study = optuna.create_study(direction=exp.direction, storage=store.optuna)
+    run_cell(exp, cell, study, store, overrides={"torch_threads": 1})
     (trial,) = study.trials
     assert trial.state.name == "COMPLETE"
     config = trial.user_attrs["config"]

@@ -11,14 +11,16 @@ import optuna
 import pytest
 
 from logreg.errors import LogregError
+from logreg.report.samplers import write_comparison
 from logreg.tune import study as st
 from logreg.tune.experiment import load_experiment, validate
-from logreg.tune.samplers import compare_samplers, for_sampler, grid_points, write_comparison
+from logreg.tune.samplers import compare_samplers, for_sampler, grid_points
+from logreg.tune.storage import open_storage
+from logreg.tune.trial import run_cell
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 SAMPLERS_TOML = Path(__file__).resolve().parent.parent / "experiments" / "samplers.toml"
-NO_HOOKS = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
 
 
 def _exp(tmp_path, **extra):
@@ -38,8 +40,9 @@ def _exp(tmp_path, **extra):
 
 def _run(exp, cell=("iris", "numpy", "sgd", "cpu")):
     """One cell's study in memory, run to its end; its trials."""
-    study = st.open_study(exp, cell, optuna.storages.InMemoryStorage())
-    st.run_cell(exp, cell, study, NO_HOOKS)
+    store = open_storage(":memory:")
+    study = st.open_study(exp, cell, store)
+    run_cell(exp, cell, study, store)
     return study
 
 

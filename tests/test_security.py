@@ -8,8 +8,8 @@ import pytest
 
 from logreg.cli import build_parser
 from logreg.errors import LogregError
+from logreg.servers import DEFAULT_HOST, ensure_postgres_database, server_command
 from logreg.tracking import mask_uri
-from logreg.tracking.server import DEFAULT_HOST, ensure_postgres_database, server_command
 
 
 @pytest.mark.parametrize(

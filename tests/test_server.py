@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from logreg.errors import LogregError
-from logreg.tracking.server import (
+from logreg.servers import (
     database_name,
     ensure_postgres_database,
     server_command,
@@ -170,7 +170,7 @@ def test_tracker_round_trip_through_the_server(mlflow_server, tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from logreg.tracking import Tracker
+    from logreg.tracking import RunRecord, Tracker
 
     uri, artifacts = mlflow_server["uri"], mlflow_server["artifacts"]
     note = tmp_path / "note.txt"
@@ -178,23 +178,20 @@ def test_tracker_round_trip_through_the_server(mlflow_server, tmp_path):
     with Tracker(uri) as tracker:
         exp = tracker.experiment_id("server-round-trip")
         assert tracker.experiment_id("server-round-trip") == exp  # get, not create twice
-        parent = tracker.start_run(exp, "study__parent", tags={"logreg.role": "study"})
-        child = tracker.start_run(
-            exp, "iris__numpy__adam__trial-0", tags={"logreg.role": "trial"}, parent=parent
-        )
-        tracker.log(
-            child,
+        parent_id = tracker.start_run(exp, "study__parent", {"logreg.role": "study"}, {})
+        record = RunRecord(
+            exp,
+            "iris__numpy__adam__trial-0",
+            tags={"logreg.role": "trial", "logreg.dataset": "iris"},
             params={"lr": 0.05, "betas": (0.9, 0.999), "batch_size": None},
             metrics={"test_accuracy": 0.9},
-            tags={"logreg.dataset": "iris"},
             history={"train_loss": [0.7, 0.5, 0.3]},
             steps=[1, 2, 3],
+            parent_run_id=parent_id,
+            artifacts=[(str(note), "notes")],
         )
-        tracker.log_artifact(child, note, "notes")
-        tracker.end_run(child)
-        tracker.end_run(parent)
-        tracker.flush()
-        parent_id, child_id = parent.run_id, child.run_id
+        child_id = tracker.write(record).result()
+        tracker.end_run(parent_id)
 
     # Read everything back over HTTP with MLflow's own client.
     client = MlflowClient(tracking_uri=uri)

@@ -20,8 +20,9 @@ from logreg.model import load_model
 from logreg.tune import SweepOptions, run_name, run_sweep
 from logreg.tune import study as st
 from logreg.tune.experiment import load_experiment, validate
+from logreg.tune.trial import run_cell
 from tests.helpers import free_port, start_mlflow_server
-from tests.processes import is_pending, run_written, runs_of, stop_mid_trial, wait_for
+from tests.processes import is_pending, runs_of, stop_mid_trial, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -268,8 +269,9 @@ def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
 
 
 def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch, shared_uri):
-    train_module = sys.modules["logreg.train"]
-    real_train = train_module.train
+    from logreg.tune import trial as trial_module
+
+    real_train = trial_module.train
     calls = []
 
     def flaky(config, **kw):
@@ -278,7 +280,7 @@ def test_a_trial_that_raises_fails_and_the_sweep_goes_on(tmp_path, monkeypatch, 
             raise RuntimeError("boom in trial")
         return real_train(config, **kw)
 
-    monkeypatch.setattr(train_module, "train", flaky)
+    monkeypatch.setattr(trial_module, "train", flaky)
     exp = _tiny(tmp_path, "raises")
     trials = _sweep_runs(exp, tmp_path, shared_uri)
     failed = trials[trials["status"] == "FAILED"]
@@ -345,11 +347,10 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
     )
-    # The sweep stopped while a trial trains, its run written; Ctrl-C's SIGINT waits (pending)
-    # until it goes on, so it lands mid-trial by construction (see stop_mid_trial).
+    # The sweep stopped while a trial trains; Ctrl-C's SIGINT waits (pending) until it goes on,
+    # so it lands mid-trial by construction (see stop_mid_trial).
     study_name = "slow/synthetic:n=100000,d=50/numpy/sgd/cpu"
-    written = run_written(uri, "sweep/slow")
-    stop_mid_trial([proc.pid], str(tmp_path / "j.log"), study_name, 120, proc, written=written)
+    stop_mid_trial([proc.pid], str(tmp_path / "j.log"), study_name, 120, proc)
     proc.send_signal(signal.SIGINT)
     wait_for(lambda: is_pending(proc.pid, signal.SIGINT), 30, "the SIGINT to wait")
     proc.send_signal(signal.SIGCONT)
@@ -470,37 +471,38 @@ def test_optuna_dashboard_reads_the_default_storage(smoke_sweep):
 
 
 def _one_cell(n_trials: int = 2):
-    """blobs x numpy x sgd from smoke.toml, an in-memory study, and hooks that do nothing."""
+    """blobs x numpy x sgd from smoke.toml, and an in-memory study and storage."""
+    from logreg.tune.storage import open_storage
+
     one = {"datasets": ["blobs"], "impls": ["numpy"], "optimizers": ["sgd"]}
     exp = load_experiment(SMOKE).override(**one, n_trials=n_trials)
     (cell,) = exp.cells()
-    hooks = {"start": lambda trial, config: None, "finish": lambda *a: None, "done": lambda outcome: None}
-    return exp, cell, optuna.create_study(direction=exp.direction), hooks
+    store = open_storage(":memory:")
+    return exp, cell, optuna.create_study(direction=exp.direction, storage=store.optuna), store
 
 
 def test_a_config_that_cannot_train_stops_the_cell_with_one_error():
     # An override TrainConfig refuses (compile on numpy) fails the trial before training: it is
     # counted as the cell's error (so the loop ends), not retried for ever.
-    exp, cell, study, hooks = _one_cell()
+    exp, cell, study, store = _one_cell()
     with pytest.raises(
         LogregError, match=r"2 trials raised errors \(last: LogregError: The 'compile' parameter"
     ):
-        st.run_cell(exp, cell, study, hooks, overrides={"compile": True})
+        run_cell(exp, cell, study, store, overrides={"compile": True})
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
-@pytest.mark.parametrize("hook", ["start", "finish"])
-def test_a_tracking_hook_that_raises_stops_the_cell_with_one_error(hook):
-    # A hook that raises after the trial trained (e.g. logging its result) fails the trial as an
-    # error of the cell, so run_cell stops at max_errors instead of retrying it for ever.
-    def broken(*args):
-        raise RuntimeError(f"{hook} broke")
+def test_an_observer_that_raises_stops_the_cell_at_once():
+    # Recording a trial (its MLflow write) that fails stops the cell with that error, after Optuna
+    # kept the trial: the sweep is not left looping, and a re-run writes the run (reconcile).
+    class Broken:
+        def trial_ended(self, outcome):
+            raise LogregError("the store broke")
 
-    exp, cell, study, hooks = _one_cell()
-    hooks[hook] = broken
-    with pytest.raises(LogregError, match=rf"2 trials raised errors \(last: RuntimeError: {hook} broke"):
-        st.run_cell(exp, cell, study, hooks)
-    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+    exp, cell, study, store = _one_cell()
+    with pytest.raises(LogregError, match="the store broke"):
+        run_cell(exp, cell, study, store, Broken())
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]
 
 
 @pytest.mark.parametrize("optimum", [True, False])
@@ -547,12 +549,12 @@ def test_suboptimality_is_logged_whether_f_star_is_solved_inline_or_in_the_helpe
 
 def test_an_inline_solve_that_fails_is_a_tag_not_a_failed_trial(tmp_path, shared_uri, monkeypatch):
     # As for the helper's answers (test_optimum): the trial completes, its run says why F* is missing.
-    from logreg.tune import cell
+    from logreg.tune import solver
 
     def broken(config, split):
         raise RuntimeError("singular Hessian")
 
-    monkeypatch.setattr(cell, "optimum_for", broken)
+    monkeypatch.setattr(solver, "optimum_for", broken)
     search = {"sgd": {"lr": [0.05, 1.0], "weight_decay": [1e-4, 1e-2]}}
     exp = _tiny(tmp_path, "inline-fails", n_trials=2, search=search)
     runs = _sweep_runs(exp, tmp_path, shared_uri)
@@ -562,34 +564,98 @@ def test_an_inline_solve_that_fails_is_a_tag_not_a_failed_trial(tmp_path, shared
     assert "metrics.suboptimality" not in runs or runs["metrics.suboptimality"].isna().all()
 
 
-def test_a_trial_another_worker_starts_while_stale_runs_are_sought_is_left_alone(tmp_path):
-    # end_stale reads the RUNNING runs and the study's trials. A trial that another worker
-    # starts, with its run, between the two reads is live: its run must stay RUNNING (read trials
-    # first, it looked lost and was ended KILLED, though the trial then completed).
+@pytest.fixture
+def reconciled(tmp_path):
+    """A finished cell (3 trials) with its runs, and a CellRuns on its store, for reconcile tests."""
     from logreg.tracking import Tracker
-    from logreg.tune.cell import CellTracking
+    from logreg.tune.cell import CellRuns
+    from logreg.tune.storage import open_storage
 
-    exp, cell, study, hooks = _one_cell()
-    with Tracker(f"sqlite:///{tmp_path}/m.db") as tracker:
-        exp_id = tracker.experiment_id(exp.mlflow_experiment)
-        ct = CellTracking(tracker, exp_id, exp, cell)
-        started = []
-        find_runs = tracker.find_runs
+    exp = _tiny(tmp_path, "rec", n_trials=3)
+    uri, journal = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "j.log")
+    run_sweep(
+        exp, SweepOptions(storage=journal, tracking_uri=uri, progress=False, plots=False, results_dir=None)
+    )
+    store = open_storage(journal)
+    study = st.open_study(exp, exp.cells()[0], store)
+    with Tracker(uri) as tracker:
+        runs = CellRuns(tracker, tracker.experiment_id(exp.mlflow_experiment), exp, exp.cells()[0])
+        runs.open_parent()
+        yield runs, study, tracker
 
-        def another_worker_starts_a_trial(*args, **kwargs):
-            if not started:
-                trial = study.ask()
-                tags = {"logreg.study": ct.study_name, "logreg.run_kind": "trial"}
-                handle = tracker.start_run(exp_id, "t", {**tags, "logreg.trial_number": str(trial.number)})
-                tracker.flush()
-                started.append(handle)
-            return find_runs(*args, **kwargs)
 
-        tracker.find_runs = another_worker_starts_a_trial
-        assert ct.end_stale(study) == 0
-        tracker.find_runs = find_runs
-        assert tracker.client.get_run(started[0].run_id).info.status == "RUNNING"
-        tracker.end_run(started[0], "FINISHED")
+def _trial_runs(runs):
+    found = runs.tracker.find_runs(runs.experiment_id, {"logreg.run_kind": "trial"})
+    return {int(r.data.tags["logreg.trial_number"]): r for r in found}, found
+
+
+def test_reconcile_writes_a_missing_run_from_the_optuna_trial(reconciled):
+    # A process that died between Optuna's tell and its write left no run: Optuna's record has it.
+    runs, study, tracker = reconciled
+    by_number, _ = _trial_runs(runs)
+    lost = by_number[1]
+    tracker.delete_run(lost.info.run_id)
+    assert runs.reconcile(study) == 1
+    by_number, found = _trial_runs(runs)
+    assert len(found) == 3
+    rebuilt = by_number[1]
+    assert rebuilt.info.status == "FINISHED" and "logreg.rebuilt" in rebuilt.data.tags
+    assert rebuilt.data.params == lost.data.params  # the trial's config, from Optuna
+    assert rebuilt.data.metrics["test_accuracy"] == lost.data.metrics["test_accuracy"]
+    assert runs.reconcile(study) == 0  # nothing more to do
+
+
+def test_reconcile_replaces_a_run_cut_short_and_leaves_a_live_write_alone(reconciled):
+    # A run is RUNNING only while its writer writes it: one whose writer process ended was cut
+    # short (written again from Optuna); one whose writer lives is left to finish.
+    runs, study, tracker = reconciled
+    by_number, _ = _trial_runs(runs)
+    tracker.delete_run(by_number[0].info.run_id)
+    tracker.delete_run(by_number[2].info.run_id)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        tags = {**runs.tags("trial"), "logreg.trial_state": "COMPLETE"}
+        for number, pid in ((0, ended.stdout.strip()), (2, live.pid)):
+            run = tracker.client.create_run(
+                runs.experiment_id, tags={**tags, "logreg.trial_number": str(number)}
+            )
+            tracker.client.set_tag(run.info.run_id, "logreg.writer", f"{socket.gethostname()}:{pid}")
+        runs.reconcile(study)
+        by_number, found = _trial_runs(runs)
+        assert by_number[0].info.status == "FINISHED" and "logreg.rebuilt" in by_number[0].data.tags
+        assert by_number[2].info.status == "RUNNING"  # its writer lives: left to finish
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_reconcile_keeps_the_oldest_of_duplicates(reconciled):
+    # Two processes reconciling one cell together may both write a missing run: every process
+    # deletes all but the oldest, so they cannot delete both.
+    runs, study, tracker = reconciled
+    by_number, _ = _trial_runs(runs)
+    oldest = by_number[1].info.run_id
+    again = tracker.write(runs.rebuilt_record(study.trials[1])).result()
+    assert runs.reconcile(study) == 1
+    by_number, found = _trial_runs(runs)
+    assert len(found) == 3 and by_number[1].info.run_id == oldest
+    assert tracker.client.get_run(again).info.lifecycle_stage == "deleted"
+
+
+def test_a_stale_trial_gets_a_killed_run(reconciled):
+    # A trial Optuna failed as stale (its process died mid-trial) has no run of its own.
+    runs, study, tracker = reconciled
+    trial = study.ask()
+    trial.set_user_attr("config", {"dataset": "iris"})
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # what the heartbeat check does
+    runs.reconcile(study)
+    by_number, _ = _trial_runs(runs)
+    run = by_number[trial.number]
+    assert run.info.status == "KILLED" and run.data.tags["logreg.trial_state"] == "STALE"
+    assert "died" in run.data.tags["logreg.error"]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -599,45 +665,15 @@ def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed(tmp_pat
     from logreg.tune.storage import open_storage
 
     monkeypatch.setenv("LOGREG_GRACE_PERIOD", "1")
-    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/o.db"), study_name="s")
+    store = open_storage(f"sqlite:///{tmp_path}/o.db")
+    study = optuna.create_study(storage=store.optuna, study_name="s")
     dead = study.ask()  # no heartbeat, never reached the objective
     live = study.ask()
     live.set_user_attr("config", {"dataset": "iris"})  # reached the objective: Optuna's to judge
     time.sleep(1.5)  # past the grace period
-    assert st.fail_stale_trials(study) == [dead.number]
+    assert store.fail_stale(study) == [dead.number]
     states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
     assert states == {dead.number: "FAIL", live.number: "RUNNING"}
-
-
-def test_two_workers_repairing_one_dead_run_together_both_succeed(tmp_path):
-    # Workers that finish a cell together end the same dead worker's run together; the loser of
-    # the race to insert a tag row gets a unique-key error, which is not a lost tracking store.
-    from logreg.tracking import Tracker
-
-    with Tracker(f"sqlite:///{tmp_path}/m.db") as tracker:
-        exp_id = tracker.experiment_id("e")
-        handle = tracker.start_run(exp_id, "dead", {})
-        tracker.flush()
-        run = tracker.client.get_run(handle.run_id)
-        set_tag = tracker.client.set_tag
-
-        def the_other_worker_was_first(run_id, key, value):
-            tracker.client.set_tag = set_tag
-            set_tag(run_id, key, value)
-            tracker.client.set_terminated(run_id, status="KILLED")
-            raise RuntimeError('(psycopg.errors.UniqueViolation) duplicate key value violates "tag_pk"')
-
-        tracker.client.set_tag = the_other_worker_was_first
-        assert tracker.end_stale_runs([run], "KILLED", "its process died mid-trial") == 1
-        assert tracker.client.get_run(handle.run_id).info.status == "KILLED"
-
-        def store_down(run_id, key, value):
-            raise RuntimeError("connection refused")
-
-        tracker.client.set_tag = store_down
-        with pytest.raises(LogregError, match="connection refused"):
-            tracker.end_stale_runs([run], "KILLED", "its process died mid-trial")
-        tracker.client.set_tag = set_tag
 
 
 def test_a_journal_with_a_torn_last_line_resumes_keeping_every_trial(tmp_path, shared_uri):

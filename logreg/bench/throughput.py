@@ -27,7 +27,7 @@ from logreg.bench.timing import make_model, synthetic_xy, time_epochs
 from logreg.config import DTYPE_NAMES, IMPL_NAMES, OPTIMIZER_NAMES, require_cuda, runs_on
 from logreg.errors import LogregError
 from logreg.timing import TORCH_THREADS, batch_orders, set_torch_threads, timed_epoch
-from logreg.tracking import Tracker, environment_tags
+from logreg.tracking import RunRecord, Tracker, environment_tags
 from logreg.validation import NONE, Interval, ListOf, Options, check_params
 
 EXPERIMENT = "throughput"
@@ -226,6 +226,33 @@ def run_throughput(
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Run every cell of the grid; log each to MLflow (experiment 'throughput') unless track=False."""
+    _check_not_all_skipped(cfg)
+    tracker = Tracker(tracking_uri) if track else None
+    rows: list[dict[str, Any]] = []
+    try:
+        exp_id = tracker.experiment_id(EXPERIMENT) if tracker is not None else None
+        for device, X, y in _data(cfg, echo):
+            impls = [i for i in cfg.impls if runs_on(i, device)]
+            for impl, bs, comp in _cells(cfg, impls, len(X)):
+                row = run_cell(
+                    impl, device, X, y, cfg.dtype, bs, cfg.warmup, cfg.repeats, cfg.optimizer, cfg.seed,
+                    cfg.torch_threads, comp,
+                )  # fmt: skip
+                rows.append(row)
+                echo(
+                    f"{run_name(row):55s} {row['samples_per_second']:10.3g} samples/s  "
+                    f"epoch {row['epoch_seconds_median'] * 1e3:9.3f} ms  "
+                    f"{row['bandwidth_fraction']:6.1%} of {row['device_bandwidth_gbs']:.0f} GB/s"
+                )
+                if tracker is not None:
+                    tracker.write(row_record(exp_id, row))
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return rows
+
+
+def _check_not_all_skipped(cfg: ThroughputConfig) -> None:
     itemsize = np.dtype(cfg.dtype).itemsize
     sizes = [(n, d) for device in cfg.devices for d in cfg.dims for n in cfg.sizes_for(device)]
     if all(n * d * itemsize / 2**30 > cfg.max_gib for n, d in sizes):
@@ -234,55 +261,24 @@ def run_throughput(
             f"Every cell of the grid would be skipped: the smallest X is {smallest:.3g} GiB, more than "
             f"--max-gib {cfg.max_gib}. Raise --max-gib or pass smaller --sizes / --dims."
         )
-    tracker = exp_id = None
-    if track:
-        tracker = Tracker(tracking_uri)
-        exp_id = tracker.experiment_id(EXPERIMENT)
-    rows: list[dict[str, Any]] = []
-    status = "KILLED"
-    try:
-        for device in cfg.devices:
-            impls = [i for i in cfg.impls if runs_on(i, device)]
-            for d in cfg.dims:
-                for n in cfg.sizes_for(device):
-                    gib = n * d * np.dtype(cfg.dtype).itemsize / 2**30
-                    if gib > cfg.max_gib:
-                        echo(f"skip n={n} d={d} on {device}: X is {gib:.1f} GiB > --max-gib {cfg.max_gib}")
-                        continue
-                    X, y = synthetic_xy(n, d, cfg.seed, cfg.dtype)
-                    for impl, bs, comp in _cells(cfg, impls, n):
-                        row = run_cell(
-                            impl,
-                            device,
-                            X,
-                            y,
-                            cfg.dtype,
-                            bs,
-                            cfg.warmup,
-                            cfg.repeats,
-                            cfg.optimizer,
-                            cfg.seed,
-                            cfg.torch_threads,
-                            comp,
-                        )
-                        rows.append(row)
-                        echo(
-                            f"{run_name(row):55s} {row['samples_per_second']:10.3g} samples/s  "
-                            f"epoch {row['epoch_seconds_median'] * 1e3:9.3f} ms  "
-                            f"{row['bandwidth_fraction']:6.1%} of {row['device_bandwidth_gbs']:.0f} GB/s"
-                        )
-                        if tracker is not None:
-                            log_row(tracker, exp_id, row)
-                    del X, y
-        status = "FINISHED"
-    finally:
-        if tracker is not None:
-            tracker.close(status)
-    return rows
 
 
-def log_row(tracker, exp_id: str, row: dict[str, Any]) -> None:
+def _data(cfg: ThroughputConfig, echo: Callable[[str], None]):
+    """(device, X, y) per size of the grid; sizes beyond --max-gib are skipped, saying so."""
+    for device in cfg.devices:
+        for d in cfg.dims:
+            for n in cfg.sizes_for(device):
+                gib = n * d * np.dtype(cfg.dtype).itemsize / 2**30
+                if gib > cfg.max_gib:
+                    echo(f"skip n={n} d={d} on {device}: X is {gib:.1f} GiB > --max-gib {cfg.max_gib}")
+                    continue
+                X, y = synthetic_xy(n, d, cfg.seed, cfg.dtype)
+                yield device, X, y
+                del X, y
+
+
+def row_record(exp_id: str, row: dict[str, Any]) -> RunRecord:
+    """The MLflow run of one throughput cell."""
     tags = {**environment_tags(row["device"]), "logreg.run_kind": "throughput"}
-    handle = tracker.start_run(exp_id, run_name(row), tags)
-    tracker.log(handle, params={k: row[k] for k in PARAM_KEYS}, metrics={k: row[k] for k in METRIC_KEYS})
-    tracker.end_run(handle, "FINISHED")
+    params = {k: row[k] for k in PARAM_KEYS}
+    return RunRecord(exp_id, run_name(row), "FINISHED", tags, params, {k: row[k] for k in METRIC_KEYS})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 
+from logreg.servers import check_bindable
 from logreg.tracking import mask_uri
-from logreg.tracking.server import check_bindable
 from logreg.tune.proxy import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK_HOSTS, serve
 from logreg.validation import Interval, check_param
 

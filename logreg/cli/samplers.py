@@ -40,9 +40,10 @@ def add_parser(sub) -> None:
 
 def cmd_samplers(args) -> int:
     from logreg.paths import check_output_dir
+    from logreg.report.samplers import to_markdown, write_comparison
     from logreg.timing import set_torch_threads
     from logreg.tune import load_experiment
-    from logreg.tune.samplers import compare_samplers, to_markdown, write_comparison
+    from logreg.tune.samplers import compare_samplers
     from logreg.validation import NONE, Interval, check_params
 
     check_params({"seeds": Interval(int, 1), "n_trials": (Interval(int, 1), NONE)}, vars(args))

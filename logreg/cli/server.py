@@ -6,8 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from logreg.tracking import mask_uri as _mask
-from logreg.tracking.server import (
+from logreg.servers import (
     DEFAULT_ARTIFACTS,
     DEFAULT_HOST,
     DEFAULT_MLFLOW_DB,
@@ -23,6 +22,7 @@ from logreg.tracking.server import (
     tracking_uri,
     with_database,
 )
+from logreg.tracking import mask_uri as _mask
 from logreg.tune import open_storage
 
 

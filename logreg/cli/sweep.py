@@ -81,6 +81,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("worker", help="join an experiment's studies from this process or machine")
     _add_common(p)
     p.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
+    # A worker spawned by `sweep --workers N` gets its whole job as one JSON file (tune.workers).
+    p.add_argument("--spec", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
 
 
@@ -102,32 +104,6 @@ def _experiment(args):
     return exp
 
 
-def _override_args(args) -> list[str]:
-    """The command-line overrides, handed on to spawned workers."""
-    out = []
-    for flag, value in (
-        ("--n-trials", args.n_trials),
-        ("--epochs", args.epochs),
-        ("--repeats", args.repeats),
-    ):
-        if value is not None:
-            out += [flag, str(value)]
-    for flag, value in (
-        ("--datasets", args.datasets),
-        ("--impls", args.impls),
-        ("--optimizers", args.optimizers),
-        ("--devices", args.devices),
-    ):
-        if value:
-            out += [flag, ",".join(value)]
-    if args.no_plots:
-        out.append("--no-plots")
-    if args.no_optimum:
-        out.append("--no-optimum")
-    out += ["--compile"] if args.compile else []
-    return out + ["--torch-threads", str(args.torch_threads)]
-
-
 def _options(args, **extra):
     from logreg.tune import SweepOptions
 
@@ -144,13 +120,12 @@ def _options(args, **extra):
 
 
 def cmd_sweep(args) -> int:
+    from logreg.report.summary import to_markdown
     from logreg.tracking import mask_uri, resolve_tracking_uri
-    from logreg.tune import run_sweep, to_markdown
+    from logreg.tune import run_sweep
 
     exp = _experiment(args)
-    opts = _options(
-        args, results_dir=Path(args.results_dir), workers=args.workers, worker_args=_override_args(args)
-    )
+    opts = _options(args, results_dir=args.results_dir, workers=args.workers)
     try:
         summary = run_sweep(exp, opts)
     except KeyboardInterrupt:
@@ -177,10 +152,14 @@ def cmd_sweep(args) -> int:
 
 def cmd_worker(args) -> int:
     from logreg.tune import run_worker
+    from logreg.tune.workers import read_spec
 
-    exp = _experiment(args)
+    if args.spec:
+        exp, opts = read_spec(args.spec)
+    else:
+        exp, opts = _experiment(args), _options(args, finalize=not args.no_finalize)
     try:
-        run_worker(exp, _options(args, finalize=not args.no_finalize))
+        run_worker(exp, opts)
     except KeyboardInterrupt:
         print("logreg: worker interrupted; completed trials are kept.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,7 +9,6 @@ fractions, and convergence: suboptimality curves, time to eps and performance pr
 
 from __future__ import annotations
 
-import functools
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from logreg.errors import LogregError
 from logreg.report.compare import compare, load_runs
 from logreg.report.convergence import convergence
+from logreg.report.reference import sklearn_test_accuracy
 from logreg.tracking import mask_uri
 
 ENV_TAGS = [
@@ -88,19 +88,6 @@ def _img(path: Path, root: Path, alt: str) -> str:
     return f'<img src="{html.escape(str(path.relative_to(root)))}" alt="{html.escape(alt)}" loading="lazy">'
 
 
-@functools.cache
-def _sklearn_accuracy(dataset: str, seed: int, dtype: str) -> float:
-    """Test accuracy of scikit-learn's default LogisticRegression on the same split."""
-    from sklearn.linear_model import LogisticRegression
-
-    from logreg.config import TrainConfig
-    from logreg.data import load_split
-
-    split = load_split(TrainConfig(dataset=dataset, seed=seed, dtype=dtype))
-    clf = LogisticRegression(max_iter=10_000).fit(split.X_train, split.y_train)
-    return float(clf.score(split.X_test, split.y_test))
-
-
 def environments(uris: Sequence[str]):
     """One row per store and device: the environment tags of its runs (the latest run's)."""
     import pandas as pd
@@ -142,7 +129,7 @@ def sweep_summary(sweeps):
     refs = []
     for ds in df["dataset"]:
         try:
-            refs.append(_sklearn_accuracy(ds, 0, "float64"))
+            refs.append(sklearn_test_accuracy(ds, 0, "float64"))
         except (LogregError, ValueError):  # a file dataset or a regression one: no reference
             refs.append(math.nan)
     df["sklearn_test_accuracy"] = refs

@@ -198,3 +198,24 @@ def sampler_comparison(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def study_figures(
+    rows, importances: dict[str, float], direction: str, objective: str, title: str, out: Path
+) -> list[Path]:
+    """A study's figures: the optimization history and the parameter importances."""
+    return [
+        optimization_history(rows, direction, f"{title}: {objective}", out / "optimization_history.png"),
+        param_importances(importances, title, out / "param_importances.png"),
+    ]
+
+
+def best_trial_figures(result, label: str, out: Path) -> list[Path]:
+    """The best trial's learning curves, and its fit where the data can be drawn."""
+    files = [learning_curves(result.history, label, out / "best_learning_curves.png")]
+    split = result.split
+    if split.n_features == 2 and split.n_classes == 2 and result.model.hidden is None:
+        files.append(decision_boundary(result, label, out / "best_decision_boundary.png"))
+    if split.n_features == 1:
+        files.append(fitted_curve(result, label, out / "best_fitted_curve.png"))
+    return files

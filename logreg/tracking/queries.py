@@ -1,8 +1,6 @@
-"""Reading stores: runs as pandas DataFrames, experiment names, stale runs."""
+"""Reading stores: runs as pandas DataFrames, experiment names, metric histories."""
 
 from __future__ import annotations
-
-import time
 
 from logreg.tracking.client import make_client
 from logreg.tracking.uri import resolve_tracking_uri
@@ -25,17 +23,6 @@ def search_runs(uri: str | None, experiment_names: list[str], filter_string: str
         return pd.DataFrame()
     mlflow.set_tracking_uri(resolve_tracking_uri(uri))
     return mlflow.search_runs(experiment_ids=ids, filter_string=filter_string, max_results=100_000)
-
-
-def stale_running_runs(uri: str | None, experiment_name: str, older_than_s: float):
-    """Run ids of RUNNING runs in the experiment not updated for `older_than_s` seconds."""
-    client = make_client(uri, must_exist=True)
-    exp = client.get_experiment_by_name(experiment_name)
-    if exp is None:
-        return []
-    cutoff = (time.time() - older_than_s) * 1000
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=10_000)
-    return [r.info.run_id for r in runs if (r.info.start_time or 0) < cutoff]
 
 
 def experiment_names(uri: str | None) -> list[str]:

@@ -1,19 +1,23 @@
 """Sweeps: experiment files, Optuna studies, workers (the only package that imports optuna).
 
 experiment  experiment files (TOML), validated on load
-storage     Optuna storages: journal file or RDB with heartbeats
-study       one study per cell: sampler, pruner, trials
-cell        the MLflow side of a study: parent run, trial runs, stale-run repair
-sweep       run_sweep (here or N workers) and run_worker
+storage     Optuna storages, one policy per kind (journal file, RDB with heartbeats, gRPC proxy)
+journal     the journal file: appended without fsync, checked (and a torn last record cut) on open
+study       one study per cell: sampler, pruner, the config a trial suggests, counts
+trial       the objective (a TrialOutcome per trial) and run_cell
+cell        the MLflow side of a study: parent run, one run per trial, reconcile, finalize
+solver      F* solved while a trial trains
+sweep       run_sweep and run_worker; Ctrl-C / SIGTERM
+workers     sweep --workers N
 summary     best trial per cell beside scikit-learn
 samplers    the sampler comparison (grid, random, qmc, tpe, gp) over seeds
 progress    the progress bar
+proxy       Optuna's gRPC storage proxy (logreg storage-proxy)
 """
 
 from logreg.tune.cell import run_name
 from logreg.tune.experiment import Experiment, load_experiment, validate
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
-from logreg.tune.summary import to_markdown
 from logreg.tune.sweep import SweepOptions, run_sweep, run_worker
 
 __all__ = [
@@ -25,6 +29,5 @@ __all__ = [
     "run_name",
     "run_sweep",
     "run_worker",
-    "to_markdown",
     "validate",
 ]

@@ -1,52 +1,8 @@
-"""Experiment files (experiments/*.toml): the schema, validated on load.
+"""Experiment files (experiments/*.toml): the schema, validated on load (docs/experiments.md).
 
-name = "default"                 # Optuna study prefix; the MLflow experiment is "sweep/<name>"
-datasets = ["iris", "digits"]    # registry names (`logreg datasets`)
-models = ["logistic"]            # logistic, mlp, linear (each dataset runs with the models
-                                 # that suit it: linear on regression datasets, the others on classes)
-impls = ["numpy", "autograd", "module"]
-optimizers = ["sgd", "momentum", "adam"]
-devices = ["cpu"]                # cpu, cuda, auto
-compile = [false]                # [false, true]: eager and torch.compile'd cells side by side
-                                 # (autograd and module; numpy and mlp cells stay eager)
-n_trials = 10                    # finished trials per cell (dataset x model x impl x optimizer x
-                                 # device x compile)
-epochs = 60                      # per trial, unless [search.<optimizer>] tunes epochs
-seed = 0                         # data split, initial weights, batch order, and the sampler
-objective = "val_loss"           # val_loss (minimised), val_accuracy or val_r2 (linear) (maximised)
-eval_every = 5                   # epochs between evaluations (pruning checks, logged steps)
-repeats = 1                      # at the end, the best config of each cell with this many seeds
-dtype = "float32"
-
-[sampler]                        # name: tpe, random, qmc, gp or grid (see below)
-name = "tpe"
-n_startup_trials = 5             # tpe and gp only: random trials before the model takes over
-[pruner]                         # name: median, hyperband or none
-name = "median"
-n_startup_trials = 3             # median only
-n_warmup_steps = 10              # median only: epochs before pruning may start
-
-[search.adam]                    # one table per optimizer; each key optional
-lr = [1e-4, 0.5]                 # [low, high], sampled on a log scale
-beta1 = [0.8, 0.95]              # adam only
-beta2 = [0.99, 0.9999]           # adam only
-momentum = [0.5, 0.99]           # momentum only
-nesterov = [false, true]         # momentum only: choices
-weight_decay = [1e-6, 1e-2]      # log scale; absent means 0
-batch_size = ["full", 32, 128]   # choices; "full" is full batch
-epochs = [20, 200]               # tune epochs too (integers)
-schedule = ["constant", "cosine", "step", "exponential"]  # choices of learning-rate schedule
-gamma = [0.5, 0.99]              # step / exponential decay factor (when such a schedule is drawn)
-step_size = [5, 30]              # step schedule: epochs between decays (integers)
-warmup_epochs = [0, 5]           # linear warm-up epochs (integers; high < epochs)
-hidden = [8, 32]                 # mlp cells only: choices of hidden units
-activation = ["relu", "tanh"]    # mlp cells only: choices of activation
-
-With `[sampler] name = "grid"`, every list in [search.<optimizer>] holds the explicit points to
-try, e.g. `lr = [1e-3, 1e-2, 1e-1, 1]`, `batch_size = ["full", 128]`; an optimizer without a
-table gets `lr = [1e-3, 1e-2, 1e-1, 1]`. Each cell runs its whole grid (every combination) once
-and stops: a grid larger than n_trials is an error (it would not fit), a smaller one ends the
-cell early. The other samplers read the same keys as [low, high] ranges (or choices).
+A file names the cells (datasets x models x impls x optimizers x devices x compile), the budget
+(n_trials per cell, epochs), the objective, the sampler and pruner, and per optimizer the search
+space: [low, high] ranges, or a grid's explicit points with sampler 'grid'.
 """
 
 from __future__ import annotations
@@ -70,38 +26,27 @@ from logreg.config import (
 )
 from logreg.data import check_dataset_name, suits
 from logreg.errors import LogregError, clip
+from logreg.tune.optuna_lib import import_optuna
 from logreg.validation import Interval, ListOf, Options, check_param
 
 MAX_NAME = 100
 OBJECTIVES = {"val_loss": "minimize", "val_accuracy": "maximize", "val_r2": "maximize"}
-SAMPLERS = ("tpe", "random", "qmc", "gp", "grid")
 SAMPLER_KEYS = {
     "tpe": ("n_startup_trials",),
-    "gp": ("n_startup_trials",),
     "random": (),
     "qmc": (),
+    "gp": ("n_startup_trials",),
     "grid": (),
 }
-PRUNERS = ("median", "hyperband", "none")
-TOP_KEYS = (
-    "name",
-    "datasets",
-    "models",
-    "impls",
-    "optimizers",
-    "devices",
-    "compile",
-    "n_trials",
-    "epochs",
-    "seed",
-    "objective",
-    "eval_every",
-    "dtype",
-    "repeats",
-    "sampler",
-    "pruner",
-    "search",
-)
+SAMPLERS = tuple(SAMPLER_KEYS)
+PRUNER_KEYS = {
+    "median": ("n_startup_trials", "n_warmup_steps"),
+    "hyperband": ("min_resource", "reduction_factor"),
+    "none": (),
+}
+PRUNERS = tuple(PRUNER_KEYS)
+TOP_KEYS = ("name", "datasets", "models", "impls", "optimizers", "devices", "compile", "n_trials", "epochs",
+            "seed", "objective", "eval_every", "dtype", "repeats", "sampler", "pruner", "search")  # fmt: skip
 # Keys every optimizer table takes besides its own: the schedule and the mlp's shape.
 COMMON_SEARCH_KEYS = ("schedule", "gamma", "step_size", "warmup_epochs", "hidden", "activation")
 SEARCH_KEYS = {
@@ -224,16 +169,15 @@ class Experiment:
     def override(self, **changes: Any) -> Experiment:
         """Command-line values override the file's; validated again."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return validate(_as_dict(replace(self, **changes)), self.path) if changes else self
+        return validate(as_dict(replace(self, **changes)), self.path) if changes else self
 
 
-def _as_dict(exp: Experiment) -> dict[str, Any]:
+def as_dict(exp: Experiment) -> dict[str, Any]:
     return {k: getattr(exp, k) for k in TOP_KEYS}
 
 
 def _fail(path: str, msg: str) -> None:
-    where = f"{Path(path).name}: " if path else ""
-    raise LogregError(where + msg)
+    raise LogregError((f"{Path(path).name}: " if path else "") + msg)
 
 
 def _check(path: str, key: str, value: Any, constraint) -> Any:
@@ -245,7 +189,7 @@ def _check(path: str, key: str, value: Any, constraint) -> Any:
     return value
 
 
-def _names(path, key, value, allowed, check=None) -> tuple[str, ...]:
+def _names(path, key, value, allowed=None, check=None) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if check is None:
@@ -260,130 +204,94 @@ def _names(path, key, value, allowed, check=None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _int(path, key, value, low) -> int:
-    return _check(path, key, value, Interval(int, low))
+def _number(v, integer: bool = False) -> bool:
+    return isinstance(v, int if integer else (int, float)) and not isinstance(v, bool)
 
 
-def _range(path, key, value, *, low, high, log=False, integer=False) -> list:
-    ok = (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-    if ok:
-        a, b = value
-        ok = (
-            low <= a <= b <= high
-            and (not log or a > 0)
-            and (not integer or all(isinstance(v, int) for v in value))
-        )
+def _span(path, key, value, grid: bool, *, low, high, log=False, integer=False) -> list:
+    """[low, high] within the key's bounds, or (a grid) distinct points within them."""
+    ok = isinstance(value, list) and value and all(_number(v, integer) for v in value)
+    ok = ok and all(low <= v <= high and (not log or v > 0) for v in value)
+    ok = ok and (len(set(value)) == len(value) if grid else len(value) == 2 and value[0] <= value[1])
     if not ok:
-        kind = "integers" if integer else "numbers"
-        _fail(
-            path,
-            f"'{key}' must be [low, high] {kind} with {low} {'<' if log else '<='} low <= "
-            f"high <= {high}. Got {clip(repr(value))}.",
+        kind, op = "integers" if integer else "numbers", "<" if log else "<="
+        what = (
+            f"a grid: a list of distinct {kind} with {low} {op} point <= {high}, e.g. [1e-3, 1e-2, 1e-1]"
+            if grid
+            else f"[low, high] {kind} with {low} {op} low <= high <= {high}"
         )
+        _fail(path, f"'{key}' must be {what}. Got {clip(repr(value))}.")
     return list(value)
 
 
-def _choices(path: str, key: str, value: Any, kind: str) -> list:
-    """A non-empty list of schedule / activation names, or of hidden sizes (integers >= 1)."""
-    allowed = {"schedule": SCHEDULE_NAMES, "activation": ACTIVATION_NAMES}.get(kind)
-    if allowed is not None:
-        ok = isinstance(value, list) and value and all(v in allowed for v in value)
-        what = f"names from {', '.join(allowed)}"
-    else:
-        ok = (
-            isinstance(value, list)
-            and value
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-        )
-        what = "integers >= 1"
-    if not ok:
-        _fail(path, f"{key!r} must be a non-empty list of choices: {what}. Got {clip(repr(value))}.")
-    return list(dict.fromkeys(value))
+# The choices a search key takes: (test of one choice, how to say it).
+NAMES_FROM = "a non-empty list of choices: names from "
+CHOICES = {
+    "schedule": (lambda v: v in SCHEDULE_NAMES, NAMES_FROM + ", ".join(SCHEDULE_NAMES)),
+    "activation": (lambda v: v in ACTIVATION_NAMES, NAMES_FROM + ", ".join(ACTIVATION_NAMES)),
+    "hidden": (lambda v: _number(v, True) and v >= 1, "a non-empty list of choices: integers >= 1"),
+    "nesterov": (lambda v: isinstance(v, bool), "a list of true/false choices"),
+    "batch_size": (
+        lambda v: v == "full" or (_number(v, True) and v >= 1),
+        'a list of choices: "full" or integers >= 1',
+    ),
+}
 
 
-def _points(path, key, value, *, low, high, log=False, integer=False) -> list:
-    """A grid's explicit points: a non-empty list of distinct numbers within the key's bounds."""
-    ok = (
-        isinstance(value, list)
-        and value
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        and len(set(value)) == len(value)
-        and all(low <= v <= high and (not log or v > 0) for v in value)
-        and (not integer or all(isinstance(v, int) for v in value))
-    )
-    if not ok:
-        kind = "integers" if integer else "numbers"
-        _fail(
-            path,
-            f"{key!r} must be a grid: a list of distinct {kind} with {low} {'<' if log else '<='} "
-            f"point <= {high}, e.g. [1e-3, 1e-2, 1e-1]. Got {clip(repr(value))}.",
-        )
-    return list(value)
+def _space(path: str, opt: str, space: Any, grid: bool) -> dict[str, Any]:
+    if not isinstance(space, dict):
+        _fail(path, f"[search.{opt}] must be a table. Got {clip(repr(space))}.")
+    checked: dict[str, Any] = {}
+    for key, value in space.items():
+        k = f"search.{opt}.{key}"
+        if key not in SEARCH_KEYS[opt]:
+            _fail(path, f"Unknown key {k!r}. Allowed keys for {opt}: {', '.join(SEARCH_KEYS[opt])}.")
+        if key in RANGES:
+            checked[key] = _span(path, k, value, grid, **RANGES[key])
+            continue
+        test, what = CHOICES[key]
+        if not (isinstance(value, list) and value and all(test(v) for v in value)):
+            _fail(path, f"{k!r} must be {what}. Got {clip(repr(value))}.")
+        checked[key] = list(dict.fromkeys(value))
+    checked.setdefault("lr", list(DEFAULT_GRID_LR) if grid else DEFAULT_SEARCH[opt]["lr"])
+    return checked
 
 
 def _check_search(path: str, search: Any, grid: bool = False) -> dict:
     if not isinstance(search, dict):
         _fail(path, f"'search' must be a table of optimizer tables. Got {clip(repr(search))}.")
-    out = {}
-    for opt, space in search.items():
+    for opt in search:
         if opt not in SEARCH_KEYS:
             _fail(path, f"Unknown optimizer table [search.{opt}]. Allowed: {', '.join(SEARCH_KEYS)}.")
-        if not isinstance(space, dict):
-            _fail(path, f"[search.{opt}] must be a table. Got {clip(repr(space))}.")
-        checked: dict[str, Any] = {}
-        for key, value in space.items():
-            k = f"search.{opt}.{key}"
-            if key not in SEARCH_KEYS[opt]:
-                _fail(path, f"Unknown key {k!r}. Allowed keys for {opt}: {', '.join(SEARCH_KEYS[opt])}.")
-            if key in RANGES:
-                checked[key] = (_points if grid else _range)(path, k, value, **RANGES[key])
-            elif key in ("schedule", "activation", "hidden"):
-                checked[key] = _choices(path, k, value, key)
-            elif key == "nesterov":
-                if not (isinstance(value, list) and value and all(isinstance(v, bool) for v in value)):
-                    _fail(path, f"{k!r} must be a list of true/false choices. Got {clip(repr(value))}.")
-                checked[key] = list(value)
-            elif key == "batch_size":
-                if not (
-                    isinstance(value, list)
-                    and value
-                    and all(
-                        v == "full" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
-                        for v in value
-                    )
-                ):
-                    _fail(
-                        path,
-                        f'{k!r} must be a list of choices: "full" or integers >= 1. Got {clip(repr(value))}.',
-                    )
-                checked[key] = list(value)
-        if "lr" not in checked:
-            checked["lr"] = list(DEFAULT_GRID_LR) if grid else DEFAULT_SEARCH[opt]["lr"]
-        out[opt] = checked
-    return out
+    return {opt: _space(path, opt, space, grid) for opt, space in search.items()}
 
 
-def _check_table(path, key, value, allowed_names, allowed_keys) -> dict:
-    if isinstance(value, str):
-        value = {"name": value}
+def _check_table(path, key, value, allowed_keys: dict[str, tuple]) -> dict:
+    """[sampler] or [pruner]: a name and that name's integer settings (a bare name is the table)."""
+    value = {"name": value} if isinstance(value, str) else value
     if not isinstance(value, dict):
         _fail(path, f"'{key}' must be a table with a 'name'. Got {clip(repr(value))}.")
-    name = _check(path, f"{key}.name", value.get("name"), Options(tuple(allowed_names)))
+    name = _check(path, f"{key}.name", value.get("name"), Options(tuple(allowed_keys)))
     for k, v in value.items():
-        if k == "name":
-            continue
-        if k not in allowed_keys.get(name, ()):
-            _fail(
-                path,
-                f"Unknown key '{key}.{k}' for {name}. Allowed: "
-                f"{', '.join(allowed_keys.get(name, ())) or 'none'}.",
-            )
-        _int(path, f"{key}.{k}", v, 0)
+        if k != "name" and k not in allowed_keys[name]:
+            allowed = ", ".join(allowed_keys[name]) or "none"
+            _fail(path, f"Unknown key '{key}.{k}' for {name}. Allowed: {allowed}.")
+        if k != "name":
+            _check(path, f"{key}.{k}", v, Interval(int, 0))
     return dict(value)
+
+
+def _check_name(path: str, raw: dict) -> str:
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        _fail(path, f"'name' must be a non-empty string without '/'. Got {clip(repr(name))}.")
+    if len(name.strip()) > MAX_NAME:
+        _fail(
+            path,
+            f"'name' must be at most {MAX_NAME} characters: it starts every study, MLflow experiment "
+            f"and run name (MLflow keeps 250). Got {len(name.strip())} characters; shorten it.",
+        )
+    return name.strip()
 
 
 def validate(raw: dict[str, Any], path: str = "") -> Experiment:
@@ -393,24 +301,12 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
     for key in raw:
         if key not in TOP_KEYS:
             _fail(path, f"Unknown key {key!r}. Allowed keys: {', '.join(TOP_KEYS)}.")
-    if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"].strip() or "/" in raw["name"]:
-        _fail(path, f"'name' must be a non-empty string without '/'. Got {clip(repr(raw.get('name')))}.")
-    if len(raw["name"].strip()) > MAX_NAME:
-        _fail(
-            path,
-            f"'name' must be at most {MAX_NAME} characters: it starts every study, MLflow experiment "
-            f"and run name (MLflow keeps 250). Got {len(raw['name'].strip())} characters; shorten it.",
-        )
+    kw: dict[str, Any] = {"name": _check_name(path, raw), "path": path}
     if "datasets" not in raw:
         _fail(path, "'datasets' is required: a list of dataset names (see `logreg datasets`).")
-    kw: dict[str, Any] = {"name": raw["name"].strip(), "path": path}
-    kw["datasets"] = _names(path, "datasets", raw["datasets"], None, check=check_dataset_name)
-    for key, allowed in (
-        ("models", MODEL_NAMES),
-        ("impls", IMPL_NAMES),
-        ("optimizers", OPTIMIZER_NAMES),
-        ("devices", DEVICE_NAMES),
-    ):
+    kw["datasets"] = _names(path, "datasets", raw["datasets"], check=check_dataset_name)
+    for key, allowed in (("models", MODEL_NAMES), ("impls", IMPL_NAMES), ("optimizers", OPTIMIZER_NAMES),
+                         ("devices", DEVICE_NAMES)):  # fmt: skip
         if key in raw:
             kw[key] = _names(path, key, raw[key], allowed)
     if "compile" in raw:
@@ -418,24 +314,13 @@ def validate(raw: dict[str, Any], path: str = "") -> Experiment:
         kw["compile"] = tuple(dict.fromkeys(_check(path, "compile", value, ListOf(Options((False, True))))))
     for key, low in (("n_trials", 1), ("epochs", 1), ("seed", 0), ("eval_every", 1), ("repeats", 1)):
         if key in raw:
-            kw[key] = _int(path, key, raw[key], low)
+            kw[key] = _check(path, key, raw[key], Interval(int, low))
     for key, allowed in (("objective", tuple(OBJECTIVES)), ("dtype", DTYPE_NAMES)):
         if key in raw:
             kw[key] = _check(path, key, raw[key], Options(allowed))
-    if "sampler" in raw:
-        kw["sampler"] = _check_table(path, "sampler", raw["sampler"], SAMPLERS, SAMPLER_KEYS)
-    if "pruner" in raw:
-        kw["pruner"] = _check_table(
-            path,
-            "pruner",
-            raw["pruner"],
-            PRUNERS,
-            {
-                "median": ("n_startup_trials", "n_warmup_steps"),
-                "hyperband": ("min_resource", "reduction_factor"),
-                "none": (),
-            },
-        )
+    for key, allowed_keys in (("sampler", SAMPLER_KEYS), ("pruner", PRUNER_KEYS)):
+        if key in raw:
+            kw[key] = _check_table(path, key, raw[key], allowed_keys)
     if "search" in raw:
         kw["search"] = _check_search(path, raw["search"], grid=kw.get("sampler", {}).get("name") == "grid")
     exp = Experiment(**kw)
@@ -480,16 +365,10 @@ def _check_grid_fits(exp: Experiment) -> None:
                 f"The grid of [search.{opt}] has {size} points ({dims}) but n_trials is "
                 f"{exp.n_trials}. Set n_trials = {size} (a grid runs whole) or remove points.",
             )
-    if exp.sampler["name"] == "gp":
-        from logreg.tune.storage import import_optuna
-
-        optuna = import_optuna()
-        if not hasattr(optuna.samplers, "GPSampler"):
-            _fail(
-                exp.path,
-                f"The 'gp' sampler needs an Optuna with GPSampler (3.6 or later); this one is "
-                f"{optuna.__version__}. Use sampler 'tpe' or upgrade optuna.",
-            )
+    optuna = import_optuna() if exp.sampler["name"] == "gp" else None
+    if optuna is not None and not hasattr(optuna.samplers, "GPSampler"):
+        _fail(exp.path, f"The 'gp' sampler needs an Optuna with GPSampler (3.6 or later); this one is "
+              f"{optuna.__version__}. Use sampler 'tpe' or upgrade optuna.")  # fmt: skip
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -1,34 +1,43 @@
-"""A sweep: every cell's study run to n_trials, here or in N worker processes; then the summary."""
+"""A sweep: every cell's study run to n_trials, here or in N worker processes; then the summary.
+
+Ctrl-C and SIGTERM (to this process or its whole process group, as schedulers send it) set a
+flag: the trial in flight stops after its current epoch, its run is written KILLED, the study's
+parent run ends KILLED, and the sweep exits 130 within seconds; the same command resumes. A
+second signal, later than STOP_GRACE_S after the first, stops at once (KeyboardInterrupt).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from logreg.errors import LogregError
 from logreg.paths import check_output_dir
+from logreg.report.summary import write_summary
 from logreg.timing import TORCH_THREADS
-from logreg.tracking import Tracker, check_tracking_uri, resolve_tracking_uri
+from logreg.tracking import MODES, Tracker, check_tracking_uri, resolve_tracking_uri
 from logreg.tune import study as st
-from logreg.tune.cell import CellTracking
+from logreg.tune.cell import CellRuns
 from logreg.tune.experiment import Experiment
 from logreg.tune.progress import Progress
-from logreg.tune.solver import BackgroundOptimum
+from logreg.tune.solver import OptimumSolver
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
-from logreg.tune.summary import summarize, write_summary
-from logreg.validation import Interval, check_params
+from logreg.tune.summary import summarize
+from logreg.tune.trial import Observers, run_cell
+from logreg.validation import Interval, Options, check_params
+
+STOP_GRACE_S = 2.0  # a group signal and the sweep's own forward to its workers arrive together
 
 
 @dataclass
 class SweepOptions:
-    """How to run a sweep (the experiment says what to run)."""
+    """How to run a sweep (the experiment says what to run); serialisable for spawned workers."""
 
     storage: str | None = None
     """Optuna storage URL, or a journal file path (default optuna-journal.log)."""
@@ -39,262 +48,159 @@ class SweepOptions:
     plots: bool = True
     optimum: bool = True
     """Solve F* per (dataset, model, weight decay) and log each tracked trial's suboptimality."""
-    results_dir: Path | None = Path("results")
+    results_dir: str | None = "results"
     workers: int = 1
     finalize: bool = True
     """End each study's parent run with its best trial and plots (off in spawned workers)."""
-    worker_args: list[str] = field(default_factory=list)
-    """Command-line overrides handed on to spawned workers."""
     torch_threads: int = 1
-    """torch CPU threads of every trial (its config's torch_threads); 0 chooses from the dataset's
-    size as `train` does. 1 by default: trials are small, and --workers gives the parallelism."""
+    """torch CPU threads of every trial; 0 chooses from the dataset's size as `train` does. 1 by
+    default: trials are small, and --workers gives the parallelism."""
+    writer: str = "process"
+    """How trial runs are written: process (a helper process), thread or sync (tracking.runs)."""
 
     def __post_init__(self) -> None:
+        if self.torch_threads == "auto":
+            self.torch_threads = 0
         check_params(
-            {
-                "workers": Interval(int, 1),
-                "torch_threads": TORCH_THREADS,
-            },
+            {"workers": Interval(int, 1), "torch_threads": TORCH_THREADS, "writer": Options(MODES)},
             vars(self),
         )
-        if self.torch_threads == "auto":
-            object.__setattr__(self, "torch_threads", 0)
+        if self.results_dir is not None:
+            self.results_dir = str(self.results_dir)
 
     def overrides(self) -> dict:
         """TrainConfig fields every trial takes from these options (and logs as params)."""
         return {"torch_threads": self.torch_threads}
 
-
-class SigtermAsInterrupt:
-    """SIGTERM ends a sweep as Ctrl-C does: trials marked, runs ended, then exit."""
-
-    def __enter__(self):
-        self._old = None
-        with contextlib.suppress(ValueError):  # not the main thread
-            self._old = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
-def _open_tracker(exp: Experiment, opts: SweepOptions):
-    if not opts.track:
-        return None, None
-    tracker = Tracker(opts.tracking_uri)
-    return tracker, tracker.experiment_id(exp.mlflow_experiment)
+class StopFlag:
+    """Ctrl-C and SIGTERM set the flag (the sweep stops after the current epoch); a second signal,
+    STOP_GRACE_S or more after the first, raises KeyboardInterrupt at once. `flag()` asks it."""
+
+    def __init__(self) -> None:
+        self.event, self.first = threading.Event(), 0.0
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    def _signal(self, signum, frame) -> None:
+        if self.event.is_set() and time.monotonic() - self.first > STOP_GRACE_S:
+            raise KeyboardInterrupt(f"signal {signum}")
+        if not self.event.is_set():
+            self.first = time.monotonic()
+        self.event.set()
+
+    @contextlib.contextmanager
+    def installed(self):
+        old = {}
+        with contextlib.suppress(ValueError):  # not the main thread: no signals here
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, self._signal)
+        try:
+            yield self
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
 
-def run_cells(
-    exp: Experiment,
-    opts: SweepOptions,
-    storage,
-    tracker,
-    experiment_id,
-    progress: Progress | None = None,
-    workdir: Path | None = None,
-) -> None:
+def run_cells(exp: Experiment, opts: SweepOptions, store, tracker, progress, stop, workdir: Path) -> None:
     """Run every cell's study to n_trials finished trials (this process only)."""
-    solver = BackgroundOptimum() if tracker is not None and opts.optimum else None
+    solver = OptimumSolver() if tracker is not None and opts.optimum else None
+    experiment_id = tracker.experiment_id(exp.mlflow_experiment) if tracker is not None else None
     try:
         for cell in exp.cells():
-            _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir, cell, solver)
+            runs = CellRuns(tracker, experiment_id, exp, cell, opts.optimum) if tracker is not None else None
+            _run_one_cell(exp, opts, store, cell, runs, progress, solver, stop, workdir)
     finally:
         if solver is not None:
             solver.close()
 
 
-def _run_one_cell(exp, opts, storage, tracker, experiment_id, progress, workdir, cell, solver) -> None:
-    """One cell's study to n_trials finished trials, then its parent run's summary."""
-    study = st.open_study(exp, cell, storage)
-    name = exp.study_name(cell)
-    ct = CellTracking(tracker, experiment_id, exp, cell, solver, optimum=opts.optimum)
-    if st.count_finished(study) >= exp.trials_per_cell(cell[2]):
-        ct.end_stale(study)  # a dead worker's run, left RUNNING after the others finished the cell
-        if not st.has_waiting(study):  # (else its trial, failed just now, waits for its retry)
-            if progress:
-                progress.cells_done += 1
-            return
-    ct.open_parent(study)
-    best = [None]
-    sign = 1 if exp.direction == "minimize" else -1
-
-    def done(outcome, _best=best, _name=name, sign=sign):
-        if (
-            outcome.state == "COMPLETE"
-            and outcome.value is not None
-            and (_best[0] is None or sign * outcome.value < sign * _best[0])
-        ):
-            _best[0] = outcome.value
-        if progress:
-            progress.trial()
-            progress.cell(_name, _best[0])
-
-    hooks = {"start": ct.start, "finish": ct.finish, "done": done, "optimum": ct.optimum}
-    if progress:
-        progress.cell(name, None)
-    # A failed MLflow write stops the sweep before the next trial (one clear error,
-    # exit 2) rather than running on untracked; completed trials are kept.
-    stop = _tracking_failed(tracker)
-    while True:
-        st.run_cell(exp, cell, study, hooks, stop=stop, overrides=opts.overrides())
-        ct.log_suboptimality(block=True)  # F* of the last trials, solved while they trained
-        # Trials failed while this cell ran (heartbeats; behind the proxy, LOGREG_PROXY_STALE_AFTER)
-        # belonged to dead processes: their runs end KILLED now, not at the next sweep; a trial
-        # failed only now has a retry queued (RDB heartbeats), which the next round runs.
-        ct.end_stale(study)
-        if not st.has_waiting(study):
-            break
-    if progress:
-        progress.cells_done += 1
-        progress.cell(name, best[0])
-    if opts.finalize:
-        ct.finalize(study, opts.plots, workdir or Path(tempfile.mkdtemp()))
-
-
-def _tracking_failed(tracker):
-    def stop() -> bool:
-        if tracker is not None:
-            tracker.check()  # raises LogregError once a write has failed
-        return False
-
-    return stop
-
-
-def _spawn_workers(
-    exp: Experiment,
-    opts: SweepOptions,
-    storage_url: str,
-    tracking_uri: str | None,
-    progress: Progress,
-    storage,
-) -> None:
-    """N worker processes share every study; this process shows progress until they finish."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "logreg",
-        "worker",
-        exp.path,
-        "--storage",
-        storage_url,
-        "--no-finalize",
-        "--no-progress",  # this process shows the progress of all of them
-        *opts.worker_args,
-    ]
-    if tracking_uri:
-        cmd += ["--tracking-uri", tracking_uri]
-    if not opts.track:
-        cmd.append("--no-track")
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(opts.workers)]
-    cells = exp.cells()
-    studies = [(st.open_study(exp, c, storage), exp.trials_per_cell(c[2])) for c in cells]
-    seen = sum(min(st.count_finished(s), n) for s, n in studies)
+def _run_one_cell(exp, opts, store, cell, runs, progress, solver, stop, workdir) -> None:
+    """One cell's study to n_trials finished trials, reconciled; its parent run ended (finalize)."""
+    study = st.open_study(exp, cell, store)
+    with store.errors():
+        store.fail_stale(study)  # a dead worker's trial: failed now, its retry (RDB) queued
+        done = st.count_finished(study) >= exp.trials_per_cell(cell[2]) and not st.has_waiting(study)
+    if done:
+        if runs is not None:
+            runs.reconcile(study)  # runs a dead process did not write
+        progress.cell_done(exp.study_name(cell))
+        return
+    if runs is not None:
+        runs.open_parent()
+    progress.start_cell(exp.study_name(cell))
     try:
-        while any(p.poll() is None for p in procs):
-            time.sleep(0.5)
-            now = sum(min(st.count_finished(s), n) for s, n in studies)
-            progress.cells_done = sum(st.count_finished(s) >= n for s, n in studies)
-            progress.trial(now - seen)
-            progress.cell(f"{opts.workers} workers", None)
-            seen = now
-    except BaseException:  # Ctrl-C, SIGTERM, or the storage lost: stop the workers too
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        run_cell(exp, cell, study, store, Observers(runs, progress), solver=solver,
+                 overrides=opts.overrides(), should_stop=stop)  # fmt: skip
+    except BaseException:
+        if runs is not None:
+            with contextlib.suppress(Exception):  # the store may be what failed
+                runs.tracker.drain()
+                runs.tracker.end_run(runs.parent, "KILLED")
         raise
-    bad = [p.returncode for p in procs if p.returncode != 0]
-    if bad:
-        raise LogregError(
-            f"{len(bad)} of {len(procs)} workers failed (exit status {bad}). "
-            "Their completed trials are kept; see their errors above and re-run to resume."
-        )
-
-
-def _progress(exp: Experiment, opts: SweepOptions, storage) -> Progress:
-    """A bar over the trials still to run in every cell."""
-    cells = exp.cells()
-    total = sum(
-        max(0, exp.trials_per_cell(c[2]) - st.count_finished(st.open_study(exp, c, storage))) for c in cells
-    )
-    return Progress(opts.progress, total, len(cells))
+    progress.cell_done(exp.study_name(cell))
+    if runs is not None:
+        runs.reconcile(study)
+        if opts.finalize:
+            runs.finalize(study, opts.plots, workdir)
 
 
 @contextlib.contextmanager
-def _tracked(exp: Experiment, opts: SweepOptions, storage):
-    """This process's tracker and progress bar. On the way out the bar closes and the runs still
-    open end: KILLED after Ctrl-C or SIGTERM (which raise KeyboardInterrupt here), else FINISHED."""
-    tracker, experiment_id = _open_tracker(exp, opts)
-    progress = _progress(exp, opts, storage)
-    interrupted = False
+def _session(exp: Experiment, opts: SweepOptions, store):
+    """This process's tracker, progress bar and stop flag; on the way out the writer is drained."""
+    tracker = Tracker(opts.tracking_uri, opts.writer) if opts.track else None
+    progress = Progress(opts.progress, _remaining(exp, store), len(exp.cells()), exp.direction == "minimize")
+    stop = StopFlag()
     try:
-        with SigtermAsInterrupt():
-            yield tracker, experiment_id, progress
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
+        with stop.installed():
+            yield tracker, progress, stop
     finally:
         progress.close()
         if tracker is not None:
-            tracker.close("KILLED" if interrupted else "FINISHED")
+            tracker.close()
 
 
-def _run_with_workers(exp, opts, storage, storage_url, tracker, experiment_id, progress, workdir) -> None:
-    """Parent runs first (so workers starting together find them), then N workers, then finalize."""
-    if "://" not in storage_url:
-        storage_url = str(Path(storage_url).resolve())
-    uri = resolve_tracking_uri(opts.tracking_uri) if opts.track else None
-    cts = [CellTracking(tracker, experiment_id, exp, cell) for cell in exp.cells()]
-    if tracker is not None:
-        for ct in cts:
-            ct.open_parent(st.open_study(exp, ct.cell, storage))
-        tracker.flush()
-    _spawn_workers(exp, opts, storage_url, uri, progress, storage)
-    if opts.finalize and tracker is not None:
-        for ct in cts:
-            study = st.open_study(exp, ct.cell, storage)
-            ct.end_stale(study)  # runs of workers that died
-            ct.finalize(study, opts.plots, workdir)
+def _remaining(exp: Experiment, store) -> int:
+    with store.errors():
+        studies = [(st.open_study(exp, c, store), exp.trials_per_cell(c[2])) for c in exp.cells()]
+        return sum(max(0, n - st.count_finished(s)) for s, n in studies)
 
 
 def run_sweep(exp: Experiment, opts: SweepOptions):
-    """Run (or resume) the sweep; return the summary DataFrame (also written under results/)."""
+    """Run (or resume) the sweep; return the summary DataFrame (also written under results_dir)."""
+    from logreg.tune.workers import run_with_workers
+
     if opts.results_dir is not None:  # before any trial: a bad folder fails now, not at the end
         check_output_dir(Path(opts.results_dir) / exp.name, "--results-dir", create=False)
     if opts.track:  # a bad tracking URI fails before the Optuna storage is made
         check_tracking_uri(resolve_tracking_uri(opts.tracking_uri))
-    storage_url = opts.storage or DEFAULT_STORAGE
-    storage = open_storage(storage_url)  # creates the schema once, before any worker
+    store = open_storage(opts.storage or DEFAULT_STORAGE)  # its schema once, before any worker
     workdir = Path(tempfile.mkdtemp(prefix="logreg-plots-"))
     try:
-        with _tracked(exp, opts, storage) as (tracker, experiment_id, progress):
+        with _session(exp, opts, store) as (tracker, progress, stop):
             if opts.workers > 1:
-                _run_with_workers(exp, opts, storage, storage_url, tracker, experiment_id, progress, workdir)
+                run_with_workers(exp, opts, store, tracker, progress, stop, workdir)
             else:
-                run_cells(exp, opts, storage, tracker, experiment_id, progress, workdir)
+                run_cells(exp, opts, store, tracker, progress, stop, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    summary = summarize(exp, storage)
+    with store.errors():
+        summary = summarize(exp, store)
     if opts.results_dir is not None:
         write_summary(summary, Path(opts.results_dir) / exp.name)
     return summary
 
 
 def run_worker(exp: Experiment, opts: SweepOptions) -> None:
-    """Join the experiment's studies from this process (`logreg worker`) until every cell is done.
-
-    Ctrl-C or SIGTERM raises KeyboardInterrupt after the running trial is marked and its run ended.
-    """
-    storage = open_storage(opts.storage)
-    with _tracked(exp, opts, storage) as (tracker, experiment_id, progress):
-        run_cells(exp, opts, storage, tracker, experiment_id, progress)
+    """Join the experiment's studies from this process (`logreg worker`) until every cell is done."""
+    store = open_storage(opts.storage)
+    workdir = Path(tempfile.mkdtemp(prefix="logreg-plots-"))
+    try:
+        with _session(exp, opts, store) as (tracker, progress, stop):
+            run_cells(exp, opts, store, tracker, progress, stop, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
