@@ -223,65 +223,55 @@ def start_server(
     backend_store_uri: str,
     artifacts_destination: str | Path = DEFAULT_ARTIFACTS,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    workers: int | None = None,
-    allowed_hosts: str | None = None,
-    app_name: str | None = None,
     log_path: str | Path | None = None,
     timeout: float = 90.0,
     env: Mapping[str, str] | None = None,
+    **options,
 ) -> subprocess.Popen:
-    """Start `mlflow server` and return its process once /health answers.
+    """Start `mlflow server` (`options`: server_command's host, port, workers, allowed_hosts,
+    app_name) and return its process once /health answers.
 
-    The server runs in its own process group (stop it with stop_server). Output
-    goes to `log_path` when given, else to this process's stdout/stderr. Raises
-    LogregError when it exits early or does not answer within `timeout` seconds.
+    The server runs in its own process group (stop it with stop_server). Output goes to `log_path`
+    when given, else to this process's stdout/stderr. Raises LogregError when it exits early or does
+    not answer within `timeout` seconds.
     """
+    host, port = options.get("host", DEFAULT_HOST), options.get("port", DEFAULT_PORT)
     full_env = dict(os.environ if env is None else env)
-    if app_name == "basic-auth":
+    if options.get("app_name") == "basic-auth":
         _check_basic_auth_env(full_env)
-    argv = server_command(
-        backend_store_uri,
-        artifacts_destination,
-        host=host,
-        port=port,
-        workers=workers,
-        allowed_hosts=allowed_hosts,
-        app_name=app_name,
-    )
+    argv = server_command(backend_store_uri, artifacts_destination, **options)
     full_env["MLFLOW_BACKEND_STORE_URI"] = sqlalchemy_url(backend_store_uri)
     _check_port_free(host, port)
     Path(artifacts_destination).mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115 - the child keeps it
     try:
         proc = subprocess.Popen(
-            argv,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT if log else None,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+            argv, env=full_env, stdout=log, stderr=subprocess.STDOUT if log else None,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
     finally:
         if log is not None:
             log.close()
     local = tracking_uri("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port)
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise LogregError(
-                    f"mlflow server exited with status {proc.returncode} before answering on "
-                    f"{local}.{_log_tail(log_path)}"
-                )
-            if _health(local, timeout=1.0):
-                return proc
-            time.sleep(0.25)
-    except BaseException:  # Ctrl-C while waiting: leave no server behind
+        _wait_until_healthy(proc, local, timeout, log_path)
+    except BaseException:  # Ctrl-C while waiting, or no answer: leave no server behind
         stop_server(proc)
         raise
-    stop_server(proc)
+    return proc
+
+
+def _wait_until_healthy(proc: subprocess.Popen, local: str, timeout: float, log_path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LogregError(
+                f"mlflow server exited with status {proc.returncode} before answering on "
+                f"{local}.{_log_tail(log_path)}"
+            )
+        if _health(local, timeout=1.0):
+            return
+        time.sleep(0.25)
     raise LogregError(
         f"mlflow server did not answer on {local}/health within {timeout:.0f} s.{_log_tail(log_path)}"
     )

@@ -100,3 +100,27 @@ def single_thread():
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request, monkeypatch):
+    """The fast tier (-m "not slow") starts no Python process, server or browser: a test that does
+    is marked slow, or this fails it. (git, which the environment tags ask once, is allowed.)"""
+    if "slow" in request.node.keywords:
+        return
+    import subprocess
+    import sys
+
+    real = subprocess.Popen.__init__
+
+    def guarded(self, args, *a, **kw):
+        program = str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]
+        if (
+            program == sys.executable
+            or "python" in program
+            or any(name in program for name in ("chromium", "mlflow", "logreg", "nox"))
+        ):
+            pytest.fail(f"{request.node.nodeid} starts {program!r}: mark it @pytest.mark.slow")
+        real(self, args, *a, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)

@@ -452,6 +452,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch, run_cli):
         run_cli("train", "--epochs", "1")
 
 
+@pytest.mark.slow
 def test_real_process_exits_2_without_traceback(tmp_path, repo_root):
     proc = subprocess.run(
         [sys.executable, "-m", "logreg", "train", "--dataset", "mnist"],

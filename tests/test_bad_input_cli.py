@@ -194,6 +194,7 @@ def test_bad_heartbeat_setting(here, run_cli, monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_unreachable_tracking_database_real_process(here):
     # MLflow alone retries its engine for about 100 s, printing a warning each time, then raises.
     r = subprocess.run(
@@ -358,6 +359,7 @@ def read_only_dir(tmp_path):
         subprocess.run(["umount", str(path)], check=False)
 
 
+@pytest.mark.slow
 def test_read_only_sqlite_store_fails_at_once_in_one_line(here, read_only_dir):
     uri = f"sqlite:///{read_only_dir}/mlflow.db"
     started = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,6 +140,7 @@ def test_nan_divergence_exits_3_with_one_line(impl, run_cli):
     assert err.count("\n") == 1 and "loss became nan" in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_logreg(repo_root):
     proc = subprocess.run(
         [sys.executable, "-m", "logreg", "train", "--dataset", "hours", "--epochs", "5", "--json"],
@@ -155,6 +157,7 @@ def test_python_dash_m_logreg(repo_root):
     assert help_proc.returncode == 0 and "train" in help_proc.stdout and "datasets" in help_proc.stdout
 
 
+@pytest.mark.slow
 def test_divergence_in_a_real_process(repo_root):
     # The real stderr: nothing else (no NumPy RuntimeWarning lines) besides the one message.
     proc = subprocess.run(
@@ -178,3 +181,31 @@ def test_divergence_in_a_real_process(repo_root):
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("logreg: Training diverged")
+
+
+def test_python_dash_m_logreg_in_this_process(monkeypatch, capsys):
+    # `python -m logreg` runs logreg.__main__ (the real process is the slow test above).
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["logreg", "datasets", "--json"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("logreg", run_name="__main__")
+    assert exit_.value.code == 0 and '"name": "iris"' in capsys.readouterr().out
+
+
+def test_a_spawned_worker_gets_the_experiment_and_options_as_they_were(tmp_path):
+    # sweep --workers N hands each worker one JSON file, not a rebuilt command line.
+    from logreg.experiment import load_experiment
+    from logreg.tune import SweepOptions
+    from logreg.tune.workers import read_spec, write_spec
+
+    exp = load_experiment("experiments/smoke.toml").override(n_trials=3, datasets=["iris"], repeats=2)
+    opts = SweepOptions(
+        storage="j.log", tracking_uri="sqlite:///m.db", torch_threads=0, optimum=False, workers=4
+    )
+    got_exp, got = read_spec(write_spec(exp, opts, tmp_path / "spec.json"))
+    assert got_exp == exp
+    assert SweepOptions(**got) == SweepOptions(
+        storage=str(Path("j.log").resolve()), tracking_uri="sqlite:///m.db", torch_threads=0, optimum=False,
+        workers=1, finalize=False, progress=False,
+    )  # fmt: skip

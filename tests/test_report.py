@@ -72,6 +72,7 @@ def test_report_on_an_empty_store_is_one_line(run_cli, tmp_path):
     assert status == 2 and "No sweep or throughput runs found" in err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )

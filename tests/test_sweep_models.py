@@ -10,8 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from logreg.errors import LogregError
+from logreg.experiment import Cell, load_experiment, validate
 from logreg.tune import SweepOptions, run_sweep
-from logreg.tune.experiment import Cell, load_experiment, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,6 +20,7 @@ from logreg.bench.throughput import GOAL_DATASET, run_cell
 from logreg.bench.timing import make_model
 from logreg.config import TrainConfig
 from logreg.data import load_split
+from logreg.paths import write_text
 from logreg.report.tables import records_table, write_csv
 from logreg.timing import set_torch_threads
 from logreg.tracking import environment_tags
@@ -161,6 +162,28 @@ def _seconds(v) -> str:
     return "" if v != v else f"{v:.1f} s"  # NaN (eager): empty
 
 
+COMMON_COLUMNS = ["target", "met", "host_load_per_core", "torch_threads", "compile_seconds"]
+ROOFLINE_COLUMNS = [
+    "goal",
+    "dataset",
+    "impl",
+    "epoch_seconds_median",
+    "device_bandwidth_gbs",
+    "roofline_ratio",
+]
+ROOFLINE_COLUMNS += COMMON_COLUMNS
+SMALL_COLUMNS = ["impl", "dataset", "epoch_us_median", "ours_over_tutorial", *COMMON_COLUMNS]
+FORMATS = {
+    "compile_seconds": _seconds,
+    "epoch_seconds_median": lambda v: f"{v * 1e3:.2f} ms",
+    "device_bandwidth_gbs": lambda v: f"{v:.1f} GB/s",
+    "roofline_ratio": lambda v: f"{v:.2f}x",
+    "host_load_per_core": lambda v: f"{v:.1f}",
+    "epoch_us_median": lambda v: f"{v:.1f} us",
+    "ours_over_tutorial": lambda v: f"{v:.2f}",
+}
+
+
 def run_goals(
     devices: Sequence[str],
     out: Path | None,
@@ -179,63 +202,26 @@ def run_goals(
             small = []
         all_rows += roof + small
         if out is not None:
-            name = device
-            write_csv(roof + small, out / f"goals_{name}.csv")
-            md = [
-                f"# Speed goals on {device} ({environment_tags(device)['logreg.device_name']})\n",
-                "Roofline: full-batch epoch time / one read of X at the read bandwidth measured in "
-                "the same run (median of reductions just before and after the epochs). host_load_per_core: "
-                "the 1-minute load average / cores when the row finished (above 1, other processes "
-                f"competed for the cores). Made by `{command}`.\n",
-                records_table(
-                    roof,
-                    [
-                        "goal",
-                        "dataset",
-                        "impl",
-                        "epoch_seconds_median",
-                        "device_bandwidth_gbs",
-                        "roofline_ratio",
-                        "target",
-                        "met",
-                        "host_load_per_core",
-                        "torch_threads",
-                        "compile_seconds",
-                    ],
-                    {
-                        "compile_seconds": _seconds,
-                        "epoch_seconds_median": lambda v: f"{v * 1e3:.2f} ms",
-                        "device_bandwidth_gbs": lambda v: f"{v:.1f} GB/s",
-                        "roofline_ratio": lambda v: f"{v:.2f}x",
-                        "host_load_per_core": lambda v: f"{v:.1f}",
-                    },
-                ),
-            ]
-            if small:
-                md += [
-                    "\nSmall-data overhead: blobs, full batch, momentum 0.9, against the tutorial "
-                    "loop (2->5->1 Linear + Sigmoid, BCELoss, SGD momentum), interleaved rounds; "
-                    "ours_over_tutorial: our epoch time / the tutorial's (lower is better).\n",
-                    records_table(
-                        small,
-                        [
-                            "impl",
-                            "dataset",
-                            "epoch_us_median",
-                            "ours_over_tutorial",
-                            "target",
-                            "met",
-                            "host_load_per_core",
-                            "torch_threads",
-                            "compile_seconds",
-                        ],
-                        {
-                            "epoch_us_median": lambda v: f"{v:.1f} us",
-                            "ours_over_tutorial": lambda v: f"{v:.2f}",
-                            "host_load_per_core": lambda v: f"{v:.1f}",
-                            "compile_seconds": _seconds,
-                        },
-                    ),
-                ]
-            (out / f"goals_{name}.md").write_text("\n".join(md))
+            write_csv(roof + small, out / f"goals_{device}.csv")
+            write_text(out / f"goals_{device}.md", goals_markdown(device, roof, small, command))
     return all_rows
+
+
+def goals_markdown(device: str, roof: list[dict], small: list[dict], command: str) -> str:
+    """The goals file of one device: the roofline table, and the small-data table on the CPU."""
+    md = [
+        f"# Speed goals on {device} ({environment_tags(device)['logreg.device_name']})\n",
+        "Roofline: full-batch epoch time / one read of X at the read bandwidth measured in the same run "
+        "(median of reductions just before and after the epochs). host_load_per_core: the 1-minute load "
+        "average / cores when the row finished (above 1, other processes competed for the cores). "
+        f"Made by `{command}`.\n",
+        records_table(roof, ROOFLINE_COLUMNS, FORMATS),
+    ]
+    if small:
+        md += [
+            "\nSmall-data overhead: blobs, full batch, momentum 0.9, against the tutorial loop (2->5->1 "
+            "Linear + Sigmoid, BCELoss, SGD momentum), interleaved rounds; ours_over_tutorial: our epoch "
+            "time / the tutorial's (lower is better).\n",
+            records_table(small, SMALL_COLUMNS, FORMATS),
+        ]
+    return "\n".join(md)

@@ -129,17 +129,7 @@ def run_cell(
         order = next(batch_orders(seed, n, batch_size))
         compile_seconds = timed_epoch(model, data, order, device)
 
-    def bandwidth() -> float:
-        seconds, nbytes = time_read(device)
-        return nbytes / seconds
-
-    # The read bandwidth is measured just before and just after the epochs (the
-    # median of both sets), not between them: torch's OpenMP threads keep spinning
-    # for milliseconds after a parallel reduction and would slow the next epoch.
-    reads = [bandwidth() for _ in range(repeats)]
-    epoch, _, times = time_epochs(model, data, n, batch_size, device, warmup, repeats, seed)
-    reads += [bandwidth() for _ in range(repeats)]
-    device_bw = statistics.median(reads)
+    epoch, times, device_bw = _epochs_between_reads(model, data, n, batch_size, device, warmup, repeats, seed)
     x_bytes = n * d * np.dtype(dtype).itemsize
     effective = x_bytes / epoch
     mini = batch_size is not None and batch_size < n
@@ -168,6 +158,24 @@ def run_cell(
         "torch_threads": threads if threads is not None else "",
         "compile_seconds": compile_seconds,
     }
+
+
+def _epochs_between_reads(model, data, n, batch_size, device, warmup, repeats, seed):
+    """(median epoch seconds, every epoch's seconds, read bandwidth in bytes/s).
+
+    The read bandwidth is measured just before and just after the epochs (the median of both
+    sets), not between them: torch's OpenMP threads keep spinning for milliseconds after a
+    parallel reduction and would slow the next epoch.
+    """
+
+    def bandwidth() -> float:
+        seconds, nbytes = time_read(device)
+        return nbytes / seconds
+
+    reads = [bandwidth() for _ in range(repeats)]
+    epoch, _, times = time_epochs(model, data, n, batch_size, device, warmup, repeats, seed)
+    reads += [bandwidth() for _ in range(repeats)]
+    return epoch, times, statistics.median(reads)
 
 
 PARAM_KEYS = (

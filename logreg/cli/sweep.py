@@ -155,7 +155,10 @@ def cmd_worker(args) -> int:
     from logreg.tune.workers import read_spec
 
     if args.spec:
-        exp, opts = read_spec(args.spec)
+        from logreg.tune import SweepOptions
+
+        exp, options = read_spec(args.spec)
+        opts = SweepOptions(**options)
     else:
         exp, opts = _experiment(args), _options(args, finalize=not args.no_finalize)
     try:

@@ -186,6 +186,15 @@ def _statistics(X_train, standardize: bool):
     return mean, scale
 
 
+def _standardised(idx, *, X, X_train, tr, mean, scale, on: bool):
+    """Rows `idx` of X, standardised in place of their copy with the training part's statistics."""
+    A = X_train if idx is tr else X[idx]
+    if on:
+        A -= mean.astype(A.dtype)
+        A /= scale.astype(A.dtype)
+    return _read_only(A)
+
+
 def _read_only(A):
     A.flags.writeable = False
     return A
@@ -225,14 +234,9 @@ def make_split(
     )
     X_train = X[tr]  # fancy indexing copies, so standardising in place is safe
     mean, scale = _statistics(X_train, standardize)
-
-    def part(idx):
-        A = X_train if idx is tr else X[idx]
-        if standardize:
-            A -= mean.astype(A.dtype)
-            A /= scale.astype(A.dtype)
-        return _read_only(A)
-
+    part = functools.partial(
+        _standardised, X=X, X_train=X_train, tr=tr, mean=mean, scale=scale, on=standardize
+    )
     X_tr = part(tr)
     X_va = X_tr if evaluate_on_train else part(va)
     X_te = X_tr if evaluate_on_train else part(te)

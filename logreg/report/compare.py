@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from logreg.errors import LogregError
+from logreg.paths import write_text
 from logreg.report.tables import frame_table
 from logreg.tracking import experiment_names, mask_uri, search_runs
 
@@ -240,6 +241,17 @@ def _plot(table, speedup, out: Path) -> list[Path]:
     return written
 
 
+G3 = lambda v: f"{v:.3g}"  # noqa: E731
+THROUGHPUT_FORMATS = {
+    "samples_per_second": G3,
+    "epoch_seconds_median": lambda v: f"{v * 1e3:.3f} ms",
+    "bandwidth_fraction": lambda v: f"{v:.1%}",
+    "roofline_ratio": lambda v: f"{v:.2f}",
+}
+SWEEP_FORMATS = {"test_accuracy": lambda v: f"{v:.4f}", "test_r2": lambda v: f"{v:.4f}", "fit_seconds": G3,
+                 "val_loss": lambda v: f"{v:.4f}"}  # fmt: skip
+
+
 def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print) -> dict:
     """Read the stores, write the tables and plots; return the DataFrames."""
     thr_runs, sweep_runs = load_runs(uris)
@@ -253,57 +265,24 @@ def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print)
     speedup = speedup_table(table) if not table.empty else speedup_table(table.assign(device=[]))
     cross = crossovers(speedup)
     sweeps = sweep_table(sweep_runs)
-    sci = {
-        "samples_per_second": lambda v: f"{v:.3g}",
-        "epoch_seconds_median": lambda v: f"{v * 1e3:.3f} ms",
-        "bandwidth_fraction": lambda v: f"{v:.1%}",
-        "roofline_ratio": lambda v: f"{v:.2f}",
-    }
     table.to_csv(out / "throughput.csv", index=False)
-    md = [
-        "# Throughput: samples per second\n",
-        f"Stores: {', '.join(sorted(set(table.get('source', []))))}\n",
-    ]
-    if not table.empty:
-        wide = table.pivot_table(
-            index=["d", "batch_size", "impl", "n"], columns="device", values="samples_per_second"
-        ).reset_index()
-        wide.columns.name = None
-        md += [
-            _markdown(wide, {c: (lambda v: f"{v:.3g}") for c in ("cpu", "cuda")}),
-            "\nAll columns:\n",
-            _markdown(table.drop(columns=["source"]), sci),
-        ]
-    (out / "throughput.md").write_text("\n".join(md))
+    write_text(out / "throughput.md", _throughput_markdown(table))
     speedup.to_csv(out / "speedup.csv", index=False)
     if speedup.empty:
-        (out / "speedup.md").write_text(f"# CUDA / CPU speedup\n\n{NO_CUDA}\n")
+        write_text(out / "speedup.md", f"# CUDA / CPU speedup\n\n{NO_CUDA}\n")
         echo(NO_CUDA)
     else:
         cross.to_csv(out / "crossover.csv", index=False)
-        (out / "speedup.md").write_text(
-            "# CUDA / CPU speedup (same implementation)\n\n"
-            + _markdown(
-                speedup,
-                {"cpu": lambda v: f"{v:.3g}", "cuda": lambda v: f"{v:.3g}", "speedup": lambda v: f"{v:.2f}x"},
-            )
-            + "\n## Crossover n (CUDA overtakes the CPU)\n\n"
-            + _markdown(cross, {"crossover_n": lambda v: f"{v:.3g}"})
-        )
+        speeds = {"cpu": G3, "cuda": G3, "speedup": lambda v: f"{v:.2f}x"}
+        write_text(
+            out / "speedup.md",
+            "# CUDA / CPU speedup (same implementation)\n\n" + _markdown(speedup, speeds)
+            + "\n## Crossover n (CUDA overtakes the CPU)\n\n" + _markdown(cross, {"crossover_n": G3}),
+        )  # fmt: skip
     if not sweeps.empty:
         sweeps.to_csv(out / "sweeps.csv", index=False)
-        (out / "sweeps.md").write_text(
-            "# Sweeps: best trial (lowest val_loss) per cell and device\n\n"
-            + _markdown(
-                sweeps,
-                {
-                    "test_accuracy": lambda v: f"{v:.4f}",
-                    "test_r2": lambda v: f"{v:.4f}",
-                    "fit_seconds": lambda v: f"{v:.3g}",
-                    "val_loss": lambda v: f"{v:.4f}",
-                },
-            )
-        )
+        title = "# Sweeps: best trial (lowest val_loss) per cell and device\n\n"
+        write_text(out / "sweeps.md", title + _markdown(sweeps, SWEEP_FORMATS))
     else:
         echo("No sweep runs found: no sweep comparison written.")
     plots = _plot(table, speedup, out) if not table.empty else []
@@ -312,3 +291,20 @@ def compare(uris: Sequence[str], out: Path, echo: Callable[[str], None] = print)
         f"-> {out} ({', '.join(p.name for p in plots)})"
     )
     return {"throughput": table, "speedup": speedup, "crossover": cross, "sweeps": sweeps}
+
+
+def _throughput_markdown(table) -> str:
+    md = [
+        "# Throughput: samples per second\n",
+        f"Stores: {', '.join(sorted(set(table.get('source', []))))}\n",
+    ]
+    if not table.empty:
+        index = ["d", "batch_size", "impl", "n"]
+        wide = table.pivot_table(index=index, columns="device", values="samples_per_second").reset_index()
+        wide.columns.name = None
+        md += [
+            _markdown(wide, {c: G3 for c in ("cpu", "cuda")}),
+            "\nAll columns:\n",
+            _markdown(table.drop(columns=["source"]), THROUGHPUT_FORMATS),
+        ]
+    return "\n".join(md)

@@ -1,6 +1,5 @@
 """Sweeps: experiment files, Optuna studies, workers (the only package that imports optuna).
 
-experiment  experiment files (TOML), validated on load
 storage     Optuna storages, one policy per kind (journal file, RDB with heartbeats, gRPC proxy)
 journal     the journal file: appended without fsync, checked (and a torn last record cut) on open
 study       one study per cell: sampler, pruner, the config a trial suggests, counts
@@ -15,8 +14,8 @@ progress    the progress bar
 proxy       Optuna's gRPC storage proxy (logreg storage-proxy)
 """
 
+from logreg.experiment import Experiment, load_experiment, validate
 from logreg.tune.cell import run_name
-from logreg.tune.experiment import Experiment, load_experiment, validate
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
 from logreg.tune.sweep import SweepOptions, run_sweep, run_worker
 

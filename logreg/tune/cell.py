@@ -21,24 +21,18 @@ from typing import Any
 
 from logreg.config import TrainConfig
 from logreg.data import load_split
+from logreg.experiment import Cell, Experiment
 from logreg.model import save_model
 from logreg.optimum import optimum_for
 from logreg.report import plots as figures
 from logreg.tracking import RunRecord, dataset_tags, environment_tags
 from logreg.train import train
 from logreg.tune import study as st
-from logreg.tune.experiment import Cell, Experiment
 from logreg.tune.trial import TrialOutcome
 
 # How each way a trial ends shows in MLflow (the tag logreg.trial_state keeps the trial's own).
-RUN_STATUS = {
-    "COMPLETE": "FINISHED",
-    "PRUNED": "FINISHED",
-    "DIVERGED": "FAILED",
-    "FAIL": "FAILED",
-    "INTERRUPTED": "KILLED",
-    "STALE": "KILLED",
-}
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "DIVERGED": "FAILED", "FAIL": "FAILED"}
+RUN_STATUS |= {"INTERRUPTED": "KILLED", "STALE": "KILLED"}
 # A run is RUNNING only while it is written (milliseconds). One whose writer process is gone
 # (this host: its pid; another host: this long after it started) was cut short: written again.
 ABANDONED_AFTER_S = 3600

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from logreg.errors import LogregError
+from logreg.experiment import RANGES, SAMPLERS, Experiment
 from logreg.report.samplers import SamplerComparison
 from logreg.tune import study as st
-from logreg.tune.experiment import RANGES, SAMPLERS, Experiment
 from logreg.tune.optuna_lib import import_optuna
 from logreg.tune.storage import Store
 from logreg.tune.trial import run_cell

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from logreg.optimum import Optimum, cached_optimum, optimum_for, remember, solve
 from logreg.tracking import exit_with_parent
+from logreg.train import Interrupted
 
 INLINE_VALUES = 200_000
 """Below this many values in the solve (n x (d + 1) x outputs), F* is solved in the trial's process."""
@@ -52,7 +53,8 @@ class OptimumSolver:
         self._pool: cf.ProcessPoolExecutor | None = None
         self._running: cf.Future | None = None
 
-    def start(self, config, split) -> Callable[[], Optimum | None]:
+    def start(self, config, split, should_stop=lambda: False) -> Callable[[], Optimum | None]:
+        """F* for the trial about to train; waiting for it stops (Interrupted) when should_stop()."""
         self.cancel()
         if config.model == "mlp":
             return lambda: None
@@ -76,6 +78,11 @@ class OptimumSolver:
 
         def wait() -> Optimum | None:
             try:
+                while not future.done():  # Ctrl-C / SIGTERM must not wait for a long solve
+                    if should_stop():
+                        future.cancel()
+                        raise Interrupted("stopped while F* was solved")
+                    cf.wait([future], timeout=0.1)
                 found = future.result()
             except cf.process.BrokenProcessPool:  # the helper died: solve here instead
                 return optimum_for(config, split)

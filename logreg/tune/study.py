@@ -14,7 +14,8 @@ import zlib
 from typing import Any
 
 from logreg.config import TrainConfig
-from logreg.tune.experiment import Cell, Experiment
+from logreg.errors import LogregError
+from logreg.experiment import Cell, Experiment
 from logreg.tune.optuna_lib import import_optuna
 
 
@@ -43,6 +44,11 @@ def make_sampler(exp: Experiment, study_name: str, optimizer: str | None = None)
     if name == "qmc":
         return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
     if name == "gp":
+        if not hasattr(optuna.samplers, "GPSampler"):
+            raise LogregError(
+                f"The 'gp' sampler needs an Optuna with GPSampler (3.6 or later); this one is "
+                f"{optuna.__version__}. Use sampler 'tpe' or upgrade optuna."
+            )
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if name == "grid":
         optimizer = optimizer or study_name.split("/")[-2]  # <...>/<optimizer>/<device>

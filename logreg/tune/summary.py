@@ -6,10 +6,10 @@ least-squares solution's (numpy.linalg.lstsq) and scikit-learn LinearRegression'
 
 from __future__ import annotations
 
+from logreg.experiment import Cell, Experiment
 from logreg.report.reference import regression_references, sklearn_test_accuracy
 from logreg.report.summary import hyperparameters
 from logreg.tune import study as st
-from logreg.tune.experiment import Cell, Experiment
 
 
 def summarize(exp: Experiment, store):

@@ -18,18 +18,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from logreg.experiment import Experiment
 from logreg.paths import check_output_dir
 from logreg.report.summary import write_summary
 from logreg.timing import TORCH_THREADS
 from logreg.tracking import MODES, Tracker, check_tracking_uri, resolve_tracking_uri
 from logreg.tune import study as st
 from logreg.tune.cell import CellRuns
-from logreg.tune.experiment import Experiment
 from logreg.tune.progress import Progress
 from logreg.tune.solver import OptimumSolver
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
 from logreg.tune.summary import summarize
-from logreg.tune.trial import Observers, run_cell
+from logreg.tune.trial import run_cell
+from logreg.tune.workers import run_with_workers
 from logreg.validation import Interval, Options, check_params
 
 STOP_GRACE_S = 2.0  # a group signal and the sweep's own forward to its workers arrive together
@@ -134,7 +135,7 @@ def _run_one_cell(exp, opts, store, cell, runs, progress, solver, stop, workdir)
         runs.open_parent()
     progress.start_cell(exp.study_name(cell))
     try:
-        run_cell(exp, cell, study, store, Observers(runs, progress), solver=solver,
+        run_cell(exp, cell, study, store, (runs, progress), solver=solver,
                  overrides=opts.overrides(), should_stop=stop)  # fmt: skip
     except BaseException:
         if runs is not None:
@@ -172,8 +173,6 @@ def _remaining(exp: Experiment, store) -> int:
 
 def run_sweep(exp: Experiment, opts: SweepOptions):
     """Run (or resume) the sweep; return the summary DataFrame (also written under results_dir)."""
-    from logreg.tune.workers import run_with_workers
-
     if opts.results_dir is not None:  # before any trial: a bad folder fails now, not at the end
         check_output_dir(Path(opts.results_dir) / exp.name, "--results-dir", create=False)
     if opts.track:  # a bad tracking URI fails before the Optuna storage is made

@@ -13,15 +13,15 @@ Optuna marks the trial failed, its run is written KILLED, and the interrupt goes
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from logreg.data import load_split
 from logreg.errors import LogregError
+from logreg.experiment import Experiment
 from logreg.optimum import Optimum
 from logreg.train import train
-from logreg.tune.experiment import Experiment
 from logreg.tune.optuna_lib import import_optuna
 from logreg.tune.study import count_finished, has_waiting, suggest_config, worker_id
 
@@ -53,17 +53,6 @@ class TrialObserver(Protocol):
     def trial_ended(self, outcome: TrialOutcome) -> None: ...
 
 
-class Observers:
-    """Several observers as one (the MLflow runs, the progress bar)."""
-
-    def __init__(self, *observers: TrialObserver | None):
-        self.observers = [o for o in observers if o is not None]
-
-    def trial_ended(self, outcome: TrialOutcome) -> None:
-        for observer in self.observers:
-            observer.trial_ended(outcome)
-
-
 class _FStar:
     """train()'s `optimum`: asked after the last epoch; an F* that cannot be solved is a message."""
 
@@ -73,7 +62,7 @@ class _FStar:
     def __call__(self) -> Optimum | None:
         try:
             self.value = self.start()
-        except Exception as exc:  # noqa: BLE001 - a side metric: say why, never fail the trial
+        except Exception as exc:  # noqa: BLE001 - a side metric: say why, never fail the trial (Interrupted passes)
             self.error = f"F* could not be computed: {type(exc).__name__}: {exc}"[:1000]
         return self.value
 
@@ -97,7 +86,7 @@ class Objective:
             trial.set_user_attr("config", config.to_params())
             trial.set_user_attr("worker", worker_id())
             split = load_split(config)
-            fstar = _FStar(self.solver.start(config, split)) if self.solver is not None else None
+            fstar = _FStar(self.solver.start(config, split, self.should_stop)) if self.solver else None
             on_eval = self._on_eval(trial, history)
             result = train(config, split=split, on_eval=on_eval, optimum=fstar, should_stop=self.should_stop)
         except optuna.TrialPruned:
@@ -165,7 +154,7 @@ def run_cell(
     cell,
     study,
     store,
-    observer: TrialObserver | None = None,
+    observers: Sequence[TrialObserver | None] = (),
     *,
     solver=None,
     overrides: dict[str, Any] | None = None,
@@ -191,14 +180,12 @@ def run_cell(
             try:
                 told = _run_one(study, objective)
             except KeyboardInterrupt:
-                if observer is not None and objective.outcome is not None:
-                    observer.trial_ended(objective.outcome)  # the interrupted trial's run: KILLED
+                _tell(observers, objective.outcome)  # the interrupted trial's run: KILLED
                 raise
             if not told:
                 continue  # failed meanwhile by another worker: its run is the cell's reconcile's
             outcome = objective.outcome
-            if observer is not None:
-                observer.trial_ended(outcome)
+            _tell(observers, outcome)
             ran += 1
             errors += outcome.state == "FAIL"
             if errors >= max_errors:
@@ -207,6 +194,12 @@ def run_cell(
                     "Fix the cause and re-run to resume."
                 )
     return ran
+
+
+def _tell(observers: Sequence[TrialObserver | None], outcome: TrialOutcome | None) -> None:
+    for observer in observers if outcome is not None else ():
+        if observer is not None:
+            observer.trial_ended(outcome)
 
 
 def _run_one(study, objective: Objective) -> bool:

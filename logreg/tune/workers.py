@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from logreg.errors import LogregError
+from logreg.experiment import Experiment, as_dict, validate
 from logreg.tracking import resolve_tracking_uri
 from logreg.tune import study as st
 from logreg.tune.cell import CellRuns
-from logreg.tune.experiment import Experiment, as_dict, validate
 
 POLL_S = 0.5
 STOP_WAIT_S = 60
@@ -37,12 +37,10 @@ def write_spec(exp: Experiment, opts, path: Path) -> Path:
     return path
 
 
-def read_spec(path: str | Path):
-    """(Experiment, SweepOptions) from a spec file written by write_spec."""
-    from logreg.tune.sweep import SweepOptions
-
+def read_spec(path: str | Path) -> tuple[Experiment, dict]:
+    """(Experiment, the SweepOptions fields) from a spec file written by write_spec."""
     spec = json.loads(Path(path).read_text())
-    return validate(spec["experiment"], spec["path"]), SweepOptions(**spec["options"])
+    return validate(spec["experiment"], spec["path"]), spec["options"]
 
 
 def run_with_workers(exp, opts, store, tracker, progress, stop, workdir: Path) -> None:

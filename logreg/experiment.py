@@ -1,4 +1,4 @@
-"""Experiment files (experiments/*.toml): the schema, validated on load (docs/experiments.md).
+"""Experiment files (experiments/*.toml): the sweep's one validated config object (docs/experiments.md).
 
 A file names the cells (datasets x models x impls x optimizers x devices x compile), the budget
 (n_trials per cell, epochs), the objective, the sampler and pruner, and per optimizer the search
@@ -26,7 +26,6 @@ from logreg.config import (
 )
 from logreg.data import check_dataset_name, suits
 from logreg.errors import LogregError, clip
-from logreg.tune.optuna_lib import import_optuna
 from logreg.validation import Interval, ListOf, Options, check_param
 
 MAX_NAME = 100
@@ -355,7 +354,7 @@ def _check_models(path: str, exp: Experiment) -> None:
 
 
 def _check_grid_fits(exp: Experiment) -> None:
-    """A grid runs whole: one larger than n_trials is an error; the gp sampler needs GPSampler."""
+    """A grid runs whole: one larger than n_trials is an error."""
     for opt in exp.optimizers if exp.grid else ():
         size = exp.grid_size(opt)
         if size > exp.n_trials:
@@ -365,10 +364,6 @@ def _check_grid_fits(exp: Experiment) -> None:
                 f"The grid of [search.{opt}] has {size} points ({dims}) but n_trials is "
                 f"{exp.n_trials}. Set n_trials = {size} (a grid runs whole) or remove points.",
             )
-    optuna = import_optuna() if exp.sampler["name"] == "gp" else None
-    if optuna is not None and not hasattr(optuna.samplers, "GPSampler"):
-        _fail(exp.path, f"The 'gp' sampler needs an Optuna with GPSampler (3.6 or later); this one is "
-              f"{optuna.__version__}. Use sampler 'tpe' or upgrade optuna.")  # fmt: skip
 
 
 def load_experiment(path: str | Path) -> Experiment:
