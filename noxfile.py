@@ -1,8 +1,17 @@
-"""Sessions: `nox -s tests` (default), `nox -s lint`; `nox -l` lists them all."""
+"""Sessions: `nox -s tests` (default), `nox -s lint`; `nox -l` lists them all.
+
+Every session but `lint` and `cuda` runs in one environment, `.venv` at the repository's root:
+the first session creates it (torch, the package, the test tools), later ones start in seconds
+(it is rebuilt only when pyproject.toml or LOGREG_TORCH change). `source .venv/bin/activate`
+puts `logreg` on the PATH.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
+from pathlib import Path
 
 import nox
 
@@ -13,85 +22,94 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 # The CPU build by default: an unpinned torch pulls several GB of CUDA packages.
 # On a CUDA machine: LOGREG_TORCH="torch" (or the build you want) nox -s ...
 TORCH = os.environ.get("LOGREG_TORCH", "torch==2.13.0")
+VENV = Path(".venv")
+BIN = VENV / "bin"
 
 
-def install_project(session: nox.Session, *groups: str) -> None:
-    """Install torch first (the pinned build), then the package and dependency groups."""
-    session.install(TORCH)
-    session.install("-e", ".")
-    for group in groups:
-        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+def shared_env(session: nox.Session) -> dict[str, str]:
+    """The one environment of the user's sessions, made or brought up to date; its PATH."""
+    stamp = VENV / ".logreg-stamp"
+    want = hashlib.sha256(
+        f"{TORCH}\n{sys.version}\n".encode() + Path("pyproject.toml").read_bytes()
+    ).hexdigest()
+    if not stamp.exists() or stamp.read_text() != want:
+        if not (BIN / "python").exists():
+            session.run(sys.executable, "-m", "venv", str(VENV), external=True)
+        pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        session.run(*pip, TORCH, external=True)
+        session.run(*pip, "-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"), external=True)
+        stamp.write_text(want)
+    return {
+        "PATH": f"{BIN.resolve()}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(VENV.resolve()),
+    }
 
 
-@nox.session
+def run(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """A command of the shared environment."""
+    session.run(*args, env={**shared_env(session), **(env or {})}, external=True)
+
+
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Run the test suite (accuracy thresholds, parity, tracking, ...); args go to pytest."""
-    install_project(session, "test")
-    session.run("pytest", *session.posargs)
+    run(session, "pytest", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def sweep(session: nox.Session) -> None:
     """The main job: run experiments/default.toml (or a .toml given first) into the embedded stores.
 
     `nox -s sweep -- --n-trials 3 --datasets iris,digits` passes arguments to `logreg sweep`.
     """
-    install_project(session)
     args = list(session.posargs)
     experiment = args.pop(0) if args and args[0].endswith(".toml") else "experiments/default.toml"
-    session.run("logreg", "sweep", experiment, *args)
+    run(session, "logreg", "sweep", experiment, *args)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def samplers(session: nox.Session) -> None:
     """Compare Optuna samplers on experiments/samplers.toml (or a .toml given first) into results/samplers/.
 
     `nox -s samplers -- --samplers random,tpe --seeds 3` passes arguments to `logreg samplers`.
     """
-    install_project(session)
     args = list(session.posargs)
     experiment = args.pop(0) if args and args[0].endswith(".toml") else "experiments/samplers.toml"
-    session.run("logreg", "samplers", experiment, *args)
+    run(session, "logreg", "samplers", experiment, *args)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def ui(session: nox.Session) -> None:
-    """Open the MLflow UI on 127.0.0.1 over the sweep's store ($MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."""
-    install_project(session)
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
-    session.run("mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", *session.posargs)
+    """`logreg ui`: MLflow's UI on 127.0.0.1 over the sweep's store, opened on its runs table."""
+    run(session, "logreg", "ui", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def server(session: nox.Session) -> None:
     """Shared MLflow server for many workers: PostgreSQL backend, served artifacts, 127.0.0.1:5000.
 
     Creates the databases logreg_mlflow and logreg_optuna if missing and prints the
     --tracking-uri and --storage for workers; `nox -s server -- --help` lists the options.
     """
-    install_project(session)
-    session.run("logreg", "server", *session.posargs)
+    run(session, "logreg", "server", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def proxy(session: nox.Session) -> None:
     """Optuna's gRPC storage proxy in front of an RDB: `nox -s proxy -- --storage URL [--port N]`."""
-    install_project(session)
-    session.run("logreg", "storage-proxy", *session.posargs)
+    run(session, "logreg", "storage-proxy", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def scale(session: nox.Session) -> None:
     """Database cost per trial (direct vs proxy) and MLflow logging throughput at 1-8 workers."""
-    install_project(session)
-    session.run("python", "tests/benchmarks/scale.py", *session.posargs)
+    run(session, "python", "tests/benchmarks/scale.py", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def overhead(session: nox.Session) -> None:
     """Tracking + storage overhead of a sweep vs tracking off vs the stock MLflowCallback pattern."""
-    install_project(session, "test")
-    session.run("python", "tests/benchmarks/tracking_overhead.py", *session.posargs)
+    run(session, "python", "tests/benchmarks/tracking_overhead.py", *session.posargs)
 
 
 @nox.session
@@ -107,21 +125,19 @@ def lint(session: nox.Session) -> None:
 BENCH_TOLERANCE = "min:150%"  # fails when a best time gets 2.5x slower; holds on the shared 2-core VM
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def throughput(session: nox.Session) -> None:
     """`logreg throughput`: n x d x impl x device grid into MLflow experiment 'throughput'; args go to it."""
-    install_project(session)
-    session.run("logreg", "throughput", *session.posargs)
+    run(session, "logreg", "throughput", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def compare(session: nox.Session) -> None:
     """`logreg compare [URI ...] [--out DIR]`: tables and plots from one or more MLflow stores."""
-    install_project(session)
-    session.run("logreg", "compare", *session.posargs)
+    run(session, "logreg", "compare", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def bench(session: nox.Session) -> None:
     """pytest-benchmark epochs, compared with results/benchmarks/<device>/ when a baseline is there.
 
@@ -129,7 +145,6 @@ def bench(session: nox.Session) -> None:
     LOGREG_BENCH_TORCH_THREADS (default 1; 0 or auto: chosen from the size). Refresh a baseline (README,
     "Benchmarks"): delete results/benchmarks/<device>/, then `nox -s bench -- --benchmark-save=baseline`.
     """
-    install_project(session, "test")
     device = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
     storage = f"results/benchmarks/{device}"
     args = [
@@ -143,7 +158,7 @@ def bench(session: nox.Session) -> None:
     if not saving and any(os.scandir(storage) if os.path.isdir(storage) else ()):
         tolerance = os.environ.get("LOGREG_BENCH_TOLERANCE", BENCH_TOLERANCE)
         args += ["--benchmark-compare", f"--benchmark-compare-fail={tolerance}"]
-    session.run("pytest", *args, *session.posargs, env={"LOGREG_BENCH_DEVICE": device})
+    run(session, "pytest", *args, *session.posargs, env={"LOGREG_BENCH_DEVICE": device})
 
 
 @nox.session(default=False, venv_backend="none")
@@ -183,8 +198,7 @@ def cuda(session: nox.Session) -> None:
     session.run("logreg", "compare", store, *session.posargs, "--out", "results/compare")
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def report(session: nox.Session) -> None:
     """One static HTML page (results/report/index.html) from MLflow stores: `nox -s report -- URI ...`."""
-    install_project(session)
-    session.run("logreg", "report", *session.posargs)
+    run(session, "logreg", "report", *session.posargs)

@@ -126,7 +126,7 @@ class TrainConfig:
     optimizer: str = "adam"
     """Update rule: sgd, momentum or adam (torch.optim semantics)."""
     lr: float | None = None
-    """Learning rate; None takes the optimizer's default."""
+    """Learning rate; by default the optimizer's (sgd 0.5, momentum 0.1, adam 0.05)."""
     momentum: float | None = None
     """Heavy-ball momentum for 'momentum' (0.9 by default); must be 0 for the others."""
     nesterov: bool = False
@@ -140,7 +140,7 @@ class TrainConfig:
     epochs: int = 100
     """Passes over the training part."""
     batch_size: int | None = None
-    """Mini-batch size; None trains full batch."""
+    """Mini-batch size; full batch when not given."""
     device: str = "cpu"
     """cpu, cuda or auto (cuda when available). numpy runs on the CPU only."""
     dtype: str = "float32"
@@ -172,8 +172,8 @@ class TrainConfig:
     warmup_epochs: int = 0
     """Epochs of linear warm-up from lr / (warmup_epochs + 1) to lr before the schedule starts."""
     torch_threads: int = 0
-    """torch CPU threads; 0 (or 'auto') chooses from the size of the training part: one thread
-    below timing.THREADS_CUTOFF_ELEMENTS values of X, every core above."""
+    """torch CPU threads; auto (or 0) chooses from the size of the training part: one thread
+    below timing.THREADS_CUTOFF_ELEMENTS values of X, every free core above."""
     compile: bool = False
     """Run the training step of autograd / module under torch.compile (inductor); not numpy."""
 

@@ -274,6 +274,18 @@ def exact_optimum(X, y, n_classes: int, model: str, weight_decay: float, start=N
     return _solve_logistic(X, y, n_classes, weight_decay, start)
 
 
+INLINE_VALUES = 200_000
+"""Below this many values in the solve (n x (d + 1) x outputs), F* takes milliseconds (a binary
+Newton solve on breast_cancer: under 1 ms): solved where it is needed, before or after training."""
+
+
+def cheap(split) -> bool:
+    """Whether F* on this split costs milliseconds (INLINE_VALUES)."""
+    n, d = split.X_train.shape
+    outputs = 1 if split.n_classes <= 2 else split.n_classes
+    return n * (d + 1) * outputs <= INLINE_VALUES
+
+
 _CACHE: dict[tuple[str, str, float], Optimum | None] = {}
 
 

@@ -34,7 +34,7 @@ DEFAULT_PORT = 5000
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_MLFLOW_DB = "logreg_mlflow"
 DEFAULT_OPTUNA_DB = "logreg_optuna"
-DEFAULT_ARTIFACTS = "./mlartifacts"
+DEFAULT_ARTIFACTS = "./runs/mlartifacts"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 SERVER_CONSTRAINTS = {
     "port": Interval(int, 1, 65535),

@@ -75,6 +75,8 @@ class Result:
     split: Split = field(repr=False)
     initial_objective: float = float("nan")
     """F(w_0), when train() recorded the objective (train_objective in the history)."""
+    optimum: Optimum | None = None
+    """F* the suboptimality was measured against (None without one)."""
 
     @property
     def diverged(self) -> bool:
@@ -320,7 +322,8 @@ def train(
         config, model, parts, len(split.y_train), device, on_eval, optimum is not None, should_stop
     )
     if optimum is not None:
-        _add_suboptimality(loop, optimum() if callable(optimum) else optimum)
+        optimum = optimum() if callable(optimum) else optimum
+        _add_suboptimality(loop, optimum)
     # 3. What the run produced.
     completed = loop.status == "completed"
     metrics = _final_metrics(model, parts, split, completed)
@@ -339,6 +342,7 @@ def train(
         model=fitted,
         split=split,
         initial_objective=loop.initial_objective,
+        optimum=optimum,
     )
 
 

@@ -119,3 +119,43 @@ def throughput_row(impl, device, n, sps, compile=False):
         "host_load_per_core": 0.5,
         "torch_threads": 2,
     }
+
+
+def headless_chromium(
+    *args: str, url: str, width: int = 1366, height: int = 900, budget_ms: int = 20000
+) -> str:
+    """Debian's chromium, headless, on `url` at width x height; its stdout (the DOM with
+    --dump-dom, after the page's scripts ran for up to `budget_ms` of virtual time)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        out = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", f"--window-size={width},{height}",
+             f"--virtual-time-budget={budget_ms}", *args, url],
+            capture_output=True, text=True, timeout=180, check=True,
+        )  # fmt: skip
+    return out.stdout
+
+
+def parser_flags(command: str) -> set[str]:
+    """The --flags `logreg COMMAND` takes (its parser's, --help and suppressed ones left out)."""
+    from logreg.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001 - argparse
+    parser = sub.choices[command]
+    flags = set()
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of options
+        if action.help == "==SUPPRESS==":
+            continue
+        flags |= {f for f in action.option_strings if f.startswith("--") and f != "--help"}
+    return flags
+
+
+def commands() -> list[str]:
+    """Every `logreg` subcommand."""
+    from logreg.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001 - argparse
+    return sorted(sub.choices)

@@ -125,12 +125,32 @@ def test_sweep_comparison_takes_the_best_trial_by_val_loss(tmp_path):
     sweeps = result["sweeps"]
     assert len(sweeps) == 1
     best = sweeps.iloc[0]
-    assert (best["test_accuracy"], best["fit_seconds"], best["trials"]) == (0.95, 0.4, 3)
+    assert (best["test_accuracy"], best["fit_seconds"], best["completed"]) == (0.95, 0.4, 3)
     # A store from before the model and compile axes: logistic, eager.
     assert (
         "| smoke | blobs | logistic | numpy | adam | False | cpu |"
         in (tmp_path / "out" / "sweeps.md").read_text()
     )
+
+
+def test_sweep_comparison_counts_completed_trials_and_shows_the_tuned_hyperparameters(tmp_path):
+    uri = _store(tmp_path, "sweep")
+    base = {"dataset": "blobs", "impl": "numpy", "optimizer": "sgd", "device": "cpu", "seed": "0"}
+    tags = {"logreg.study": "s1", "logreg.run_kind": "trial", "logreg.device_kind": "cpu"}
+    trials = [("0.1", "32", 0.3, "COMPLETE"), ("0.25", "full", 0.1, "COMPLETE"), ("0.5", "32", 0.2, "PRUNED")]
+    children = [
+        (
+            {**base, "lr": lr, "batch_size": bs},
+            {"val_loss": v, "test_accuracy": 0.9},
+            {**tags, "logreg.trial_state": st},
+        )
+        for lr, bs, v, st in trials
+    ]
+    log_sweep_runs(uri, "smoke", {"s1": ({"logreg.study": "s1", "logreg.run_kind": "study"}, children)})
+    best = cmp.compare([uri], tmp_path / "out")["sweeps"].iloc[0]
+    # Two completed of three trials; the varying parameters (not the fixed seed) of the best one.
+    assert best["completed"] == 2
+    assert best["hyperparameters"] == "batch_size=full, lr=0.25"
 
 
 def test_sweep_comparison_keeps_models_apart_and_reports_r2_for_linear(tmp_path):

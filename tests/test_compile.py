@@ -115,12 +115,12 @@ def test_a_sweep_runs_eager_and_compiled_cells_side_by_side(tmp_path):
         results_dir=tmp_path / "r",
     )
     summary = run_sweep(exp, opts)
-    assert list(summary["compile"]) == [False, False, True] and (summary["trials"] == 1).all()
+    assert list(summary["compile"]) == [False, False, True] and (summary["completed"] == 1).all()
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(
         experiment_names=["sweep/axis"], filter_string="tags.`logreg.run_kind` = 'trial'"
     )
     compiled = runs[runs["params.compile"] == "True"]
-    assert list(compiled["tags.mlflow.runName"]) == ["blobs__module__sgd__compiled__trial-0"]
+    assert list(compiled["tags.mlflow.runName"]) == ["blobs/module/sgd/compiled/0"]
     assert compiled["metrics.compile_seconds"].iloc[0] > 0
     assert runs[runs["params.compile"] == "False"]["metrics.compile_seconds"].isna().all()

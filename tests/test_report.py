@@ -3,11 +3,13 @@ rendered in a real headless browser where Debian's chromium is installed."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-import subprocess
 
 import pytest
+
+from tests.helpers import headless_chromium
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +45,16 @@ def page(store, tmp_path_factory):
 
 def test_report_holds_every_section_and_its_images(page):
     html = (page / "index.html").read_text()
-    for anchor in ("environment", "sweeps", "throughput", "roofline", "convergence"):
-        assert f'id="{anchor}"' in html
+    anchors = ("headline", "environment", "sweeps", "throughput", "roofline", "convergence")
+    assert [html.index(f'id="{a}"') for a in anchors] == sorted(html.index(f'id="{a}"') for a in anchors)
+    # The headline first: the gap to scikit-learn, in the words the sweep prints.
+    assert "gap to scikit-learn: worst" in html.split('id="environment"')[0]
     assert "No data." not in html.split('id="convergence"')[0].split('id="sweeps"')[1]  # sweeps filled
     for text in (
-        "sklearn_test_accuracy",
-        "roofline_ratio",
+        "scikit-learn test accuracy",
+        "gap to scikit-learn",
+        "hyperparameters",
+        "roofline ratio",
         "Performance profiles",
         "not reached",
         "logreg report",
@@ -59,6 +65,9 @@ def test_report_holds_every_section_and_its_images(page):
     expected |= {"convergence/suboptimality_epochs.png", "convergence/profiles.png"}
     assert set(images) == expected  # a CPU-only store: no speedup figure (a line says why)
     assert "No CUDA throughput runs" in html
+    # What every row of a sweep table shares is said once, in its caption, not in a column.
+    sweeps = html.split('id="sweeps"')[1].split('id="throughput"')[0]
+    assert '<p class="caption">experiment sweep/convergence' in sweeps and "<th>experiment</th>" not in sweeps
     for src in images:
         assert not src.startswith("/") and (page / src).stat().st_size > 5_000  # relative, beside the page
     assert "http://" not in html and "https://" not in html  # no server, nothing fetched
@@ -72,25 +81,47 @@ def test_report_on_an_empty_store_is_one_line(run_cli, tmp_path):
     assert status == 2 and "No sweep or throughput runs found" in err
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
+CHROMIUM = pytest.mark.skipif(
     shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
+
+
+@pytest.mark.slow
+@CHROMIUM
 def test_report_renders_in_headless_chromium(page, tmp_path):
     from PIL import Image
 
     shot = tmp_path / "report.png"
-    subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={shot}", "--window-size=1366,900", (page / "index.html").as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    headless_chromium(f"--screenshot={shot}", "--hide-scrollbars", url=(page / "index.html").as_uri())
     image = Image.open(shot).convert("RGB")
     assert image.size == (1366, 900)
     # The page drew something: more than a blank screen (several distinct colours, dark text).
     colours = image.getcolors(maxcolors=1_000_000)
     assert len(colours) > 50
     assert min(sum(c) for _, c in colours) < 200
+
+
+MEASURE = """<script>window.addEventListener("load", () => {
+  const boxes = [document.documentElement, ...document.querySelectorAll(".scroll")];
+  const over = boxes.filter((e) => e.scrollWidth > e.clientWidth).map((e) => e.className || e.tagName);
+  const pre = document.createElement("pre");
+  pre.id = "measure";
+  pre.textContent = JSON.stringify({over: over, boxes: boxes.length, width: window.innerWidth});
+  document.body.appendChild(pre);
+});</script>"""
+
+
+@pytest.mark.slow
+@CHROMIUM
+def test_report_has_no_horizontal_scrollbar_at_1366_px(page):
+    # The page's own scroll widths, measured by chromium after layout: neither the page nor any
+    # table's box is wider than the window (1366 px, scrollbars shown).
+    measured = page / "measure.html"
+    measured.write_text((page / "index.html").read_text().replace("</body>", MEASURE + "</body>"))
+    dom = headless_chromium("--dump-dom", url=measured.as_uri())
+    found = json.loads(re.search(r'<pre id="measure">(.*?)</pre>', dom).group(1))
+    assert found["width"] == 1366 and found["boxes"] >= 5  # the page and its tables were measured
+    assert found["over"] == []
 
 
 def test_report_with_a_cuda_store_shows_the_speedup_and_crossover(tmp_path):

@@ -127,7 +127,7 @@ def test_sweep_over_models_and_schedules(tmp_path):
     assert set(trials["params.schedule"]) <= {"cosine", "exponential"}
     mlp = trials[trials["params.model"] == "mlp"]
     assert set(mlp["params.hidden"]) <= {"4", "8"} and len(mlp)
-    assert mlp["tags.mlflow.runName"].str.startswith("moons__mlp__").all()
+    assert mlp["tags.mlflow.runName"].str.startswith("moons/mlp/").all()
     lin = trials[trials["params.model"] == "linear"]
     for m in ("test_mse", "test_rmse", "test_r2", "val_r2"):
         assert lin[f"metrics.{m}"].notna().all(), m

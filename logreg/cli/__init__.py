@@ -11,15 +11,18 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from logreg.cli import bench, proxy, report, samplers, server, sweep, train
+from logreg.cli import bench, proxy, report, samplers, server, sweep, train, ui
 from logreg.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Parser
 from logreg.errors import LogregError, LogregWarning
 
-COMMAND_GROUPS = (train, sweep, samplers, bench, report, server, proxy)
+COMMAND_GROUPS = (train, sweep, ui, samplers, bench, report, server, proxy)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from logreg import __version__
+
     parser = Parser(prog="logreg", description="Logistic regression benchmark suite.")
+    parser.add_argument("--version", action="version", version=f"logreg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in COMMAND_GROUPS:
         group.add_parser(sub)
@@ -50,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("logreg: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `logreg ... | head`: the reader left; nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 __all__ = ["build_parser", "main"]

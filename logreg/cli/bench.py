@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
         "compile time is reported apart (compile_seconds). --goals always does both",
     )
     p.add_argument(
-        "--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+        "--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db)"
     )
     p.add_argument("--no-track", action="store_true", help="run without MLflow")
     p.add_argument("--out", type=Path, help="also write CSV / Markdown here (e.g. results/throughput)")

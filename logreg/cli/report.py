@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-URIS_HELP = "MLflow stores to read (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+URIS_HELP = "MLflow stores to read (default $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db)"
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="tables and plots from one or more MLflow stores (CPU vs CUDA)")
     p.add_argument("tracking_uris", nargs="*", metavar="URI", help=URIS_HELP)
-    p.add_argument("--out", type=Path, default=Path("results/compare"), help="output folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/compare"),
+        help="output folder (default runs/compare; results/ only when asked)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -19,14 +24,24 @@ def add_parser(sub) -> None:
         help="suboptimality curves, time to eps and performance profiles from one or more MLflow stores",
     )
     p.add_argument("tracking_uris", nargs="*", metavar="URI", help=URIS_HELP)
-    p.add_argument("--out", type=Path, default=Path("results/convergence"), help="output folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/convergence"),
+        help="output folder (default runs/convergence; results/ only when asked)",
+    )
     p.set_defaults(func=cmd_convergence)
 
     p = sub.add_parser(
         "report", help="one static HTML page (index.html + images) from one or more MLflow stores"
     )
     p.add_argument("tracking_uris", nargs="*", metavar="URI", help=URIS_HELP)
-    p.add_argument("--out", type=Path, default=Path("results/report"), help="output folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/report"),
+        help="output folder (default runs/report; results/ only when asked)",
+    )
     p.set_defaults(func=cmd_report)
 
 

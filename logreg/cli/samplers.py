@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--optimizers", type=names, help="comma-separated subset of sgd,momentum,adam")
     p.add_argument(
         "--out",
-        default="results/samplers",
-        help="folder for <name>.png, .md, .csv (default results/samplers)",
+        default="runs/samplers",
+        help="folder for <name>.png, .md, .csv (default runs/samplers)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_samplers)

@@ -30,13 +30,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage: a journal file path (default optuna-journal.log) or an RDB URL "
+        help="Optuna storage: a journal file path (default runs/optuna-journal.log) or an RDB URL "
         "(sqlite:///optuna.db, postgresql://user@host/db)",
     )
     p.add_argument(
         "--tracking-uri",
         metavar="URI",
-        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)",
     )
     p.add_argument("--no-track", action="store_true", help="run without MLflow tracking")
     p.add_argument("--no-plots", action="store_true", help="skip the per-study PNG artifacts")
@@ -74,8 +74,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--results-dir",
-        default="results",
-        help="summary tables go to RESULTS_DIR/<experiment>/ (default results)",
+        default="runs/results",
+        help="summary tables go to RESULTS_DIR/<experiment>/ (default runs/results)",
     )
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("worker", help="join an experiment's studies from this process or machine")
@@ -120,7 +120,7 @@ def _options(args, **extra):
 
 
 def cmd_sweep(args) -> int:
-    from logreg.report.summary import to_markdown
+    from logreg.report.headline import headline, wrapped
     from logreg.tracking import mask_uri, resolve_tracking_uri
     from logreg.tune import run_sweep
 
@@ -135,18 +135,18 @@ def cmd_sweep(args) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    print(to_markdown(summary))
+    print(wrapped(headline(summary)))
     out = Path(args.results_dir) / exp.name
-    print(f"Summary written to {out / 'summary.csv'} and {out / 'summary.md'}.")
+    print(f"The table, a row per cell: {out / 'summary.md'} (and .csv).")
+    if summary.attrs.get("champions"):
+        print("Champion models (mlflow.pyfunc.load_model):", *summary.attrs["champions"], sep="\n")
     if not args.no_track:
         uri = resolve_tracking_uri(args.tracking_uri)
-        where = f"MLflow experiment {exp.mlflow_experiment!r}, 'Model training' view"
         if uri.startswith(("http://", "https://")):
-            print(f"Browse the runs: open {mask_uri(uri)} ({where}).")
+            print(f"Browse the runs: {mask_uri(uri)} (experiment {exp.mlflow_experiment!r}).")
         else:
-            print(
-                f"Browse the runs: nox -s ui   (or: mlflow ui --backend-store-uri {mask_uri(uri)}; {where})"
-            )
+            store = "" if args.tracking_uri is None else f" --tracking-uri {mask_uri(uri)}"
+            print(f"Browse the runs: logreg ui{store}   (or nox -s ui{' --' + store if store else ''})")
     return 0
 
 

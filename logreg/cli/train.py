@@ -55,6 +55,17 @@ def field_docs() -> dict[str, str]:
     return docs
 
 
+def _shown_default(name: str, value) -> str:
+    """A default as the user types it: on/off for switches, 'auto' threads, '0.9 0.999' betas."""
+    if name == "torch_threads" and value == 0:
+        return "auto"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (--weight-decay for weight_decay); the docstring is the help.
 
@@ -64,7 +75,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     for f in dataclasses.fields(TrainConfig):
         kwargs = dict(_FIELD_TYPES.get(f.name) or _TYPES[str(f.type)])
-        default = "" if f.default is None else f" (default: {f.default})"
+        default = "" if f.default is None else f" (default: {_shown_default(f.name, f.default)})"
         help_text = docs.get(f.name, "").replace("%", "%%") + default
         target = group if f.name in _ONE_OF else p
         if f.name in _METAVARS:
@@ -94,6 +105,12 @@ def add_parser(sub) -> None:
         "boundary (two features, two classes)",
     )
     p.add_argument("--quiet", action="store_true", help="no line per evaluation point while training")
+    p.add_argument(
+        "--no-optimum",
+        action="store_true",
+        help="no exact optimum F*: no gap (suboptimality) in the lines and the JSON history (F* is "
+        "solved before training only where it takes milliseconds, as in sweeps)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (no progress lines)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("datasets", help="list the built-in datasets")
@@ -127,9 +144,21 @@ def _print_result(result, config: TrainConfig, header: bool = True) -> None:
         print(f"  torch.compile: {t['compile_seconds']:.1f} s in the first epoch (not in fit)")
     if "time_to_target_seconds" in t:
         print(f"  time to test accuracy {config.target_accuracy}: {t['time_to_target_seconds']:.4f} s")
+    _print_optimum(result)
     probe = result.split.metadata.get("probe")
     if probe is not None and probe.metric in m:
         print(f"  {probe.label} = {m[probe.metric]:.4f}")
+
+
+def _print_optimum(result) -> None:
+    opt = result.optimum
+    if opt is None:
+        return
+    if not opt.finite:
+        print(f"  no gap to F*: {opt.message}")
+        return
+    gap = result.history["suboptimality"][-1]
+    print(f"  F* = {opt.value:.6g} ({opt.solver}); gap at the end {gap:.2e}")
 
 
 # At most about this many progress lines: every k-th evaluation point (and the last) is printed.
@@ -146,10 +175,10 @@ class TrainingOutput:
     lasts longer than BAR_DELAY_S. `lines=False` (--quiet, --json) prints no line.
     """
 
-    def __init__(self, config: TrainConfig, lines: bool):
+    def __init__(self, config: TrainConfig, lines: bool, f_star: float | None = None):
         points = math.ceil(config.epochs / config.eval_every)
         self.every = max(1, math.ceil(points / PROGRESS_LINES))
-        self.config, self.lines, self.seen, self.bar = config, lines, 0, None
+        self.config, self.lines, self.seen, self.bar, self.f_star = config, lines, 0, None, f_star
         if sys.stderr.isatty():
             from tqdm.auto import tqdm
 
@@ -162,7 +191,7 @@ class TrainingOutput:
         if self.bar is not None:
             self.bar.update(epoch - self.bar.n)
         if self.lines and (self.seen % self.every == 0 or epoch == self.config.epochs):
-            line = progress_line(epoch, self.config.epochs, metrics)
+            line = progress_line(epoch, self.config.epochs, metrics, self.f_star)
             if self.bar is not None:
                 self.bar.write(line, file=sys.stdout)
             else:
@@ -173,8 +202,9 @@ class TrainingOutput:
             self.bar.close()
 
 
-def progress_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
-    """`epoch  10/100  train loss 0.3521  val loss 0.3688  val accuracy 0.9250  lr 0.05`."""
+def progress_line(epoch: int, epochs: int, metrics: dict[str, float], f_star: float | None = None) -> str:
+    """`epoch  10/100  train loss 0.3521  val loss 0.3688  val accuracy 0.9250  lr 0.05  gap 1.2e-03`:
+    the gap is F(w) - F*, the training objective's distance to its exact minimum."""
     width = len(str(epochs))
     parts = [f"epoch {epoch:>{width}d}/{epochs}"]
     for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_r2", "val_r2", "lr"):
@@ -184,15 +214,16 @@ def progress_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
                 if key == "lr"
                 else f"{key.replace('_', ' ')} {metrics[key]:.4f}"
             )
+    if f_star is not None and "train_objective" in metrics:
+        parts.append(f"gap {metrics['train_objective'] - f_star:.2e}")
     return "  ".join(parts)
 
 
-def cmd_train(args) -> int:
-    import numpy as np
-
+def _checked_inputs(args):
+    """The config and its split, with every output path checked before any training is spent."""
     from logreg.data import load_split
-    from logreg.model import check_model_path, save_model
-    from logreg.train import check_memory, train
+    from logreg.model import check_model_path
+    from logreg.train import check_memory
 
     config = config_from_args(args)
     if args.save_model:
@@ -207,38 +238,78 @@ def cmd_train(args) -> int:
         problem = fit_plot_problem(split)
         if problem:
             raise LogregError(problem)
+    return config, split
+
+
+def _optimum(args, config: TrainConfig, split):
+    """F*, solved before training where it costs milliseconds (as sweeps solve it), else None."""
+    from logreg.optimum import cheap, optimum_for
+
+    if args.no_optimum or config.model == "mlp" or not cheap(split):
+        return None
+    return optimum_for(config, split)
+
+
+def cmd_train(args) -> int:
+    import numpy as np
+
+    from logreg.train import train
+
+    config, split = _checked_inputs(args)
+    optimum = _optimum(args, config, split)
     if not (args.quiet or args.json):
         model = "" if config.model == "logistic" else f"{config.model} "
         print(
             f"{split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
             f"{config.resolved_device}, {config.epochs} epochs, {len(split.y_train)} training rows"
         )
-    output = TrainingOutput(config, lines=not (args.quiet or args.json))
+    f_star = optimum.value if optimum is not None and optimum.finite else None
+    output = TrainingOutput(config, lines=not (args.quiet or args.json), f_star=f_star)
     # A diverging run is reported below as one line (exit 3); NumPy's overflow
     # warnings on the way there would only add lines to stderr.
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = train(config, split=split, on_eval=output)
+            result = train(config, split=split, on_eval=output, optimum=optimum)
     finally:
         output.close()
+    _write_outputs(args, config, result)
+    if result.diverged:
+        print(f"logreg: {result.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def _write_outputs(args, config: TrainConfig, result) -> None:
+    """The model file, the plot, then the JSON or the summary lines."""
+    from logreg.model import save_model
+
     if args.save_model and not result.diverged:
         save_model(result, args.save_model)
     plot = None
     if args.plot and not result.diverged:
         from logreg.report.plots import fit_plot
 
-        title = f"{split.name}: {config.impl} + {config.optimizer}, {result.timings['epochs_run']} epochs"
+        title = (
+            f"{result.split.name}: {config.impl} + {config.optimizer}, {result.timings['epochs_run']} epochs"
+        )
         plot = fit_plot(result, title, args.plot)
     if args.json:
-        print(json.dumps(json_safe(result.to_dict())))
-    else:
-        _print_result(result, config, header=args.quiet)
-        if plot is not None:
-            print(f"  plot written to {plot}")
-    if result.diverged:
-        print(f"logreg: {result.message}", file=sys.stderr)
-        return EXIT_DIVERGED
-    return 0
+        print(json.dumps(json_safe({**result.to_dict(), "optimum": _optimum_dict(result.optimum)})))
+        return
+    _print_result(result, config, header=args.quiet)
+    if plot is not None:
+        print(f"  plot written to {plot}")
+
+
+def _optimum_dict(optimum) -> dict | None:
+    if optimum is None:
+        return None
+    return {
+        "value": optimum.value,
+        "solver": optimum.solver,
+        "tolerance": optimum.tolerance,
+        "message": optimum.message,
+    }
 
 
 def cmd_datasets(args) -> int:

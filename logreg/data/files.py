@@ -131,4 +131,20 @@ def read_table(
         )
     if task == "classification":
         labels = class_labels(labels, path.name, target)
-    return X, labels.to_numpy(), {"feature_names": tuple(map(str, features.columns)), "file": str(path)}
+    meta = {
+        "feature_names": tuple(map(str, features.columns)),
+        "file": str(path),
+        "sha256": file_sha256(path),
+    }
+    return X, labels.to_numpy(), meta
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256 (what MLflow records as the source of a run's data)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

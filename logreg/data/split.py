@@ -61,10 +61,22 @@ class Split:
     @functools.cached_property
     def digest(self) -> str:
         """Content digest (sha256, first 16 hex digits) of all parts, for tracking."""
-        h = hashlib.sha256()
-        for a in (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test):
-            h.update(np.ascontiguousarray(a).tobytes())
-        return h.hexdigest()[:16]
+        return _digest(self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test)
+
+    @functools.cached_property
+    def part_digests(self) -> dict[str, str]:
+        """The digest of each part's every row (train, validation, test), as MLflow datasets."""
+        parts = {"train": (self.X_train, self.y_train), "validation": (self.X_val, self.y_val)}
+        return {
+            name: _digest(*arrays) for name, arrays in {**parts, "test": (self.X_test, self.y_test)}.items()
+        }
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def encode_labels(y_raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -3,7 +3,7 @@
 Reads the `throughput` experiment (and every sweep experiment: `sweep/<name>`, or `<name>` in
 stores written before sweeps were named so) of each tracking
 URI, e.g. a CPU machine's store and a GPU machine's store, and writes under
---out (default results/compare):
+--out (default runs/compare):
 
     throughput.csv / throughput.md   samples per second per impl x n x device (x d, batch)
     speedup.csv / speedup.md         CUDA / CPU samples per second per impl x n, and the
@@ -17,6 +17,7 @@ URI, e.g. a CPU machine's store and a GPU machine's store, and writes under
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -135,27 +136,19 @@ def crossovers(speedup):
 
 def sweep_table(runs):
     """Per sweep cell (experiment, dataset, model, impl, optimizer, compile) and device: the best
-    trial (lowest val_loss), with its test accuracy (classifiers) or test R^2 (linear)."""
+    trial (lowest val_loss), with its test accuracy (classifiers) or test R^2 (linear), the number
+    of completed trials and the best trial's hyperparameters (the parameters the cell tuned)."""
     import pandas as pd
 
-    if runs.empty:
-        return pd.DataFrame()
-    df = runs
-    if "tags.mlflow.parentRunId" in df:  # trials are the child runs of a study's parent run
-        df = df[df["tags.mlflow.parentRunId"].notna()]
-    if "tags.logreg.run_kind" in df:  # not the repeats of a best config
-        df = df[df["tags.logreg.run_kind"].fillna("trial") == "trial"]
-    nan = pd.Series(float("nan"), index=df.index)
-    accuracy = _num(df["metrics.test_accuracy"]) if "metrics.test_accuracy" in df else nan
-    r2 = _num(df["metrics.test_r2"]) if "metrics.test_r2" in df else nan
-    keep = accuracy.notna() | r2.notna()
-    df, accuracy, r2 = df[keep], accuracy[keep], r2[keep]
+    df = _trial_runs(runs)
     if df.empty:
         return pd.DataFrame()
+    nan = pd.Series(float("nan"), index=df.index)
     device = df.get("tags.logreg.device_kind", df.get("params.device"))
     # Stores written before the model axis / the compile axis: logistic, eager.
     model = df["params.model"].fillna("logistic") if "params.model" in df else "logistic"
     compiled = df["params.compile"].fillna("False") == "True" if "params.compile" in df else False
+    state = df.get("tags.logreg.trial_state", "COMPLETE")
     t = pd.DataFrame(
         {
             "experiment": df["experiment"],
@@ -166,19 +159,48 @@ def sweep_table(runs):
             "compile": compiled,
             "device": device,
             "val_loss": _num(df.get("metrics.val_loss")),
-            "test_accuracy": accuracy,
-            "test_r2": r2,
+            "test_accuracy": _num(df["metrics.test_accuracy"]) if "metrics.test_accuracy" in df else nan,
+            "test_r2": _num(df["metrics.test_r2"]) if "metrics.test_r2" in df else nan,
             "fit_seconds": _num(df.get("metrics.fit_seconds")),
             "source": df["source"],
+            "_complete": pd.Series(state, index=df.index).fillna("COMPLETE") == "COMPLETE",
         }
     )
     if t["test_r2"].isna().all():
         t = t.drop(columns="test_r2")  # no linear cells: the table stays as it was
     keys = ["experiment", "dataset", "model", "impl", "optimizer", "compile", "device"]
     t["_rank"] = t["val_loss"].fillna(math.inf)
-    best = t.sort_values("_rank").groupby(keys, as_index=False).first()
-    best["trials"] = t.groupby(keys).size().values
-    return best.drop(columns="_rank").sort_values(keys).reset_index(drop=True)
+    t = t.sort_values("_rank")
+    groups = t.groupby(keys, sort=True)
+    best = groups.head(1).set_index(keys).sort_index()  # the first row of each group: its best
+    best["completed"] = groups["_complete"].sum()
+    tuned = {key: _tuned(df.loc[rows], rows[0]) for key, rows in groups.groups.items()}
+    best["hyperparameters"] = pd.Series(tuned).reindex(best.index)
+    return best.drop(columns=["_rank", "_complete"]).reset_index()
+
+
+def _trial_runs(runs):
+    """The trials of the sweeps (not the parents, not the repeats) that have a test score."""
+    df = runs
+    if df.empty:
+        return df
+    if "tags.mlflow.parentRunId" in df:  # trials are the child runs of a study's parent run
+        df = df[df["tags.mlflow.parentRunId"].notna()]
+    if "tags.logreg.run_kind" in df:  # not the repeats of a best config
+        df = df[df["tags.logreg.run_kind"].fillna("trial") == "trial"]
+    scored = [c for c in ("metrics.test_accuracy", "metrics.test_r2") if c in df]
+    return df[df[scored].notna().any(axis=1)] if scored else df.iloc[:0]
+
+
+def _tuned(trials, best_row) -> str:
+    """The best trial's values of the parameters that differ between a cell's trials."""
+    cols = sorted(c for c in trials.columns if c.startswith("params.") and trials[c].nunique(dropna=True) > 1)
+    return ", ".join(f"{c[len('params.') :]}={_short(trials.at[best_row, c])}" for c in cols)
+
+
+def _short(value) -> str:
+    """A parameter's value with its numbers to 4 significant digits: '(0.8587, 0.998)'."""
+    return re.sub(r"-?\d+\.\d+(?:e[-+]?\d+)?", lambda m: f"{float(m.group()):.4g}", str(value))
 
 
 def _markdown(df, floatfmt: dict[str, Callable] | None = None) -> str:

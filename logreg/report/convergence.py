@@ -2,7 +2,7 @@
 
 Reads every sweep experiment of each store (trial runs, and the `repeat` runs of `repeats`),
 keeps the cells whose runs logged a suboptimality (logistic and linear; mlp has no F*), and
-writes under --out (default results/convergence):
+writes under --out (default runs/convergence):
 
     suboptimality_time.png, suboptimality_epochs.png
         (F(w_t) - F*) / (F(w_0) - F*) of each cell's best trial (lowest val_loss, the tuning

@@ -18,6 +18,7 @@ from typing import Any
 from logreg.errors import LogregError
 from logreg.report.compare import compare, load_runs
 from logreg.report.convergence import convergence
+from logreg.report.headline import headline, with_gaps
 from logreg.report.reference import sklearn_test_accuracy
 from logreg.report.tables import format_cell
 
@@ -38,13 +39,37 @@ SCI = lambda v: f"{v:.3g}"  # noqa: E731
 FOUR = lambda v: f"{v:.4f}"  # noqa: E731
 
 
-def table(df, formats: dict[str, Callable] | None = None) -> dict[str, Any] | None:
-    """A DataFrame as {'columns', 'rows'} of display strings ('-' for NaN); None when empty."""
+# Columns shown under a reader's name; the rest keep theirs.
+HEADERS = {
+    "val_loss": "val loss",
+    "test_accuracy": "test accuracy",
+    "sklearn_test_accuracy": "scikit-learn test accuracy",
+    "gap_to_sklearn": "gap to scikit-learn",
+    "test_r2": "test R^2",
+    "fit_seconds": "fit seconds",
+    "samples_per_second": "samples per second",
+    "epoch_seconds_median": "epoch (median)",
+    "bandwidth_fraction": "bandwidth fraction",
+    "roofline_ratio": "roofline ratio",
+    "batch_size": "batch size",
+}
+WRAP = {"hyperparameters", "note", ""}  # text columns that may wrap; numbers never do
+
+
+def table(df, formats: dict[str, Callable] | None = None, fold: Sequence[str] = ()) -> dict[str, Any] | None:
+    """A DataFrame as {'caption', 'columns', 'rows', 'wrap'} of display strings ('-' for NaN);
+    the `fold` columns that hold one value in every row go to the caption instead. None when
+    empty."""
     if df is None or len(df) == 0:
         return None
     formats = formats or {}
+    constant = [c for c in fold if c in df and df[c].nunique(dropna=False) == 1]
+    caption = ", ".join(f"{c} {format_cell(df[c].iloc[0], formats.get(c))}" for c in constant)
+    df = df.drop(columns=constant)
     rows = [[format_cell(rec[c], formats.get(c)) for c in df.columns] for rec in df.to_dict("records")]
-    return {"columns": [str(c) for c in df.columns], "rows": rows}
+    columns = [HEADERS.get(str(c), str(c)) for c in df.columns]
+    wrap = [i for i, c in enumerate(df.columns) if c in WRAP]
+    return {"caption": caption, "columns": columns, "rows": rows, "wrap": wrap}
 
 
 def environments(uris: Sequence[str]):
@@ -64,20 +89,37 @@ def environments(uris: Sequence[str]):
     return pd.DataFrame(columns).reset_index(names="")
 
 
+SWEEP_COLUMNS = ["experiment", "dataset", "model", "impl", "optimizer", "compile", "device", "completed",
+                 "val_loss", "test_accuracy", "sklearn_test_accuracy", "gap_to_sklearn", "test_r2",
+                 "fit_seconds", "hyperparameters"]  # fmt: skip
+SWEEP_FOLD = ["experiment", "dataset", "model", "impl", "optimizer", "compile", "device"]
+SWEEP_FORMATS = {"test_accuracy": FOUR, "sklearn_test_accuracy": FOUR, "val_loss": FOUR, "test_r2": FOUR,
+                 "gap_to_sklearn": lambda v: f"{v:+.4f}", "fit_seconds": SCI}  # fmt: skip
+
+
 def sweep_summary(sweeps):
-    """The best trial per cell beside scikit-learn's test accuracy on the same split."""
+    """The best trial per cell beside scikit-learn's test accuracy on the same split, and the gap."""
     if sweeps is None or sweeps.empty:
         return sweeps
-    df = sweeps.copy()
     refs = []
-    for dataset in df["dataset"]:
+    for dataset in sweeps["dataset"]:
         try:
             refs.append(sklearn_test_accuracy(dataset, 0, "float64"))
         except (LogregError, ValueError):  # a file dataset or a regression one: no reference
             refs.append(math.nan)
-    df["sklearn_test_accuracy"] = refs
-    df["difference"] = df["test_accuracy"] - df["sklearn_test_accuracy"]
-    return df.drop(columns=["source"], errors="ignore")
+    df = with_gaps(sweeps.assign(sklearn_test_accuracy=refs))
+    return df[[c for c in SWEEP_COLUMNS if c in df]]
+
+
+def sweep_tables(summary) -> list[dict[str, Any]]:
+    """One table per experiment and device, the columns that do not vary in its caption."""
+    if summary is None or summary.empty:
+        return []
+    groups = summary.groupby(["experiment", "device"], sort=False)
+    return [table(g, SWEEP_FORMATS, SWEEP_FOLD) for _, g in groups]
+
+
+THROUGHPUT_FOLD = ["impl", "device", "d", "dtype", "batch_size", "device_name"]
 
 
 def roofline_table(throughput):
@@ -117,10 +159,12 @@ def _throughput(cmp: dict, out: Path) -> dict[str, Any] | None:
                 "bandwidth_fraction": PERCENT,
                 "roofline_ratio": RATIO,
             },
+            THROUGHPUT_FOLD,
         ),  # fmt: skip
         "roofline": table(
             roofline_table(cmp["throughput"]),
             {"roofline_ratio": RATIO, "bandwidth_fraction": PERCENT, "samples_per_second": SCI},
+            THROUGHPUT_FOLD,
         ),
     }
 
@@ -160,11 +204,12 @@ def page_data(uris: Sequence[str], out: Path) -> dict[str, Any]:
             f"No sweep or throughput runs found in {', '.join(uris)}. Run `logreg sweep` or "
             "`logreg throughput` with that --tracking-uri first."
         )
-    sweeps = {"test_accuracy": FOUR, "sklearn_test_accuracy": FOUR, "difference": lambda v: f"{v:+.4f}",
-              "val_loss": FOUR, "fit_seconds": SCI}  # fmt: skip
+    summary = sweep_summary(cmp.get("sweeps"))
+    lines = headline(summary) if summary is not None and not summary.empty else []
     return {
+        "headline": [line.strip() for line in lines],
         "environment": table(environments(uris)),
-        "sweeps": table(sweep_summary(cmp.get("sweeps")), sweeps),
+        "sweeps": sweep_tables(summary),
         "throughput": _throughput(cmp, out),
         "convergence": _convergence(conv, out),
     }

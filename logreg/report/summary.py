@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from logreg.paths import check_output_dir, write_text
+from logreg.report.headline import as_markdown, headline
 from logreg.report.tables import frame_table
 
 
@@ -27,6 +28,7 @@ def write_summary(df, out_dir: Path) -> tuple[Path, Path]:
     """summary.csv and summary.md, each written whole."""
     check_output_dir(out_dir, "--results-dir")
     csv, md = out_dir / "summary.csv", out_dir / "summary.md"
-    for path, text in ((csv, df.to_csv(index=False)), (md, to_markdown(df))):
+    table = as_markdown(headline(df)) + "\n\n" + to_markdown(df)
+    for path, text in ((csv, df.to_csv(index=False)), (md, table)):
         write_text(path, text)
     return csv, md

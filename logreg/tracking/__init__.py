@@ -11,8 +11,15 @@ server       `mlflow server` on PostgreSQL for many workers
 """
 
 from logreg.tracking.client import check_tracking_uri, make_client, store_errors
-from logreg.tracking.environment import cpu_name, dataset_tags, environment_tags, git_commit
-from logreg.tracking.queries import check_stores, experiment_names, metric_histories, search_runs
+from logreg.tracking.environment import cpu_name, dataset_inputs, dataset_tags, environment_tags, git_commit
+from logreg.tracking.models import champion_value, log_champion, register_champion, registered_name
+from logreg.tracking.queries import (
+    check_stores,
+    experiment_names,
+    metric_histories,
+    search_runs,
+    sweep_experiment,
+)
 from logreg.tracking.runs import MODES, RunRecord, RunWriter, exit_with_parent, write_run
 from logreg.tracking.schema import schema_guard
 from logreg.tracking.tracker import Tracker
@@ -27,6 +34,7 @@ __all__ = [
     "check_stores",
     "check_tracking_uri",
     "cpu_name",
+    "dataset_inputs",
     "dataset_tags",
     "environment_tags",
     "exit_with_parent",
@@ -35,9 +43,14 @@ __all__ = [
     "make_client",
     "mask_uri",
     "metric_histories",
+    "champion_value",
+    "log_champion",
+    "register_champion",
+    "registered_name",
     "resolve_tracking_uri",
     "schema_guard",
     "search_runs",
     "store_errors",
+    "sweep_experiment",
     "write_run",
 ]

@@ -79,3 +79,50 @@ def dataset_tags(split) -> dict[str, str]:
         "logreg.dataset_n_classes": str(split.n_classes),
         "logreg.dataset_digest": split.digest,
     }
+
+
+_INPUTS: dict[str, list] = {}  # by the split's digest: built once per process
+CONTEXTS = {"training": "train", "validation": "validation", "testing": "test"}
+
+
+def _tensor(dtype, shape) -> list[dict]:
+    return [{"type": "tensor", "tensor-spec": {"dtype": str(dtype), "shape": list(shape)}}]
+
+
+def _source(split) -> tuple[str, dict]:
+    """The registry's entry, or the user's file and its sha256."""
+    meta = split.metadata
+    if "file" in meta:
+        return "local", {"uri": meta["file"], "sha256": meta.get("sha256", "")}
+    return "logreg", {"dataset": split.name, "description": split.source}
+
+
+def dataset_inputs(split) -> list:
+    """The split's parts as MLflow dataset inputs (contexts training, validation, testing): name,
+    source, our digest of every row of the part (MLflow's default reads only the first 10,000),
+    shapes and dtypes. A split too small to split (every part the same rows) is logged once."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    if split.digest in _INPUTS:
+        return _INPUTS[split.digest]
+    source_type, source = _source(split)
+    arrays = {"train": (split.X_train, split.y_train), "validation": (split.X_val, split.y_val)}
+    arrays["test"] = (split.X_test, split.y_test)
+    inputs, seen = [], set()
+    for context, part in CONTEXTS.items():
+        (X, y), digest = arrays[part], split.part_digests[part]
+        if digest in seen:
+            continue
+        seen.add(digest)
+        spec = {
+            "features": json.dumps(_tensor(X.dtype, [-1, X.shape[1]])),
+            "targets": json.dumps(_tensor(y.dtype, [-1])),
+        }
+        profile = json.dumps({"features_shape": list(X.shape), "targets_shape": list(y.shape)})
+        schema = json.dumps({"mlflow_tensorspec": spec})
+        dataset = Dataset(split.name, digest, source_type, json.dumps(source), schema, profile)
+        inputs.append(DatasetInput(dataset, [InputTag("mlflow.data.context", context)]))
+    _INPUTS[split.digest] = inputs
+    return inputs

@@ -40,3 +40,28 @@ def metric_histories(uri: str | None, run_ids, keys) -> dict[str, dict[str, list
             key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for key in keys
         }
     return out
+
+
+def sweep_experiment(uri: str | None, name: str | None = None) -> tuple[str, str] | None:
+    """(id, name) of the named sweep experiment ('default' or 'sweep/default'), else of the one
+    written last; None when the store holds none. Tags it for the UI's model-training view."""
+    from logreg.errors import LogregError
+    from logreg.tracking.tracker import EXPERIMENT_KIND
+
+    client = make_client(uri, must_exist=True)
+    experiments = client.search_experiments(max_results=1000)
+    if name is not None:
+        wanted = {name, f"sweep/{name}"}
+        found = [e for e in experiments if e.name in wanted]
+        if not found:
+            names = ", ".join(e.name for e in experiments if e.name != "Default") or "none"
+            raise LogregError(f"No experiment {name!r} in this store. Its experiments: {names}.")
+    else:
+        found = sorted(
+            (e for e in experiments if e.name.startswith("sweep/")), key=lambda e: -e.last_update_time
+        )
+    if not found:
+        return None
+    for key, value in EXPERIMENT_KIND.items():
+        client.set_experiment_tag(found[0].experiment_id, key, value)
+    return found[0].experiment_id, found[0].name

@@ -3,6 +3,7 @@ experiment, a study's parent run, the runs reconcile reads) go straight to the s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from logreg.tracking.client import make_client, store_errors
 from logreg.tracking.runs import RunRecord, RunWriter, param_text, writer_id
-from logreg.tracking.uri import resolve_tracking_uri
+from logreg.tracking.uri import resolve_tracking_uri, sqlite_path
 
 # The MLflow UI's model-training view (newer UIs read this tag; 3.17 reads ?workflowType=...).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -37,11 +38,21 @@ class Tracker:
             if exp is not None:
                 if exp.lifecycle_stage == "deleted":
                     self.client.restore_experiment(exp.experiment_id)
+                for key, value in EXPERIMENT_KIND.items():
+                    if exp.tags.get(key) != value:
+                        self.client.set_experiment_tag(exp.experiment_id, key, value)
                 return exp.experiment_id
             try:
-                return self.client.create_experiment(name, tags=EXPERIMENT_KIND)
+                return self.client.create_experiment(name, self._artifacts(name), tags=EXPERIMENT_KIND)
             except MlflowException:  # another worker created it first
                 return self.client.get_experiment_by_name(name).experiment_id
+
+    def _artifacts(self, name: str) -> str | None:
+        """An SQLite store keeps its artifacts beside it (mlartifacts/), not in the working directory."""
+        path = sqlite_path(self.uri)
+        if path is None:
+            return None
+        return (Path(path).resolve().parent / "mlartifacts" / name.replace("/", "_")).as_uri()
 
     def write(self, record: RunRecord) -> Future:
         """Write one run whole, off this process; a failure surfaces at check(), drain() or close()."""
@@ -56,15 +67,17 @@ class Tracker:
 
     # -- runs that stay open while something runs (a study's parent run), written here
     def start_run(
-        self, experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any]
+        self, experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any], inputs=()
     ) -> str:
-        """A RUNNING run with its tags and params (a study's parent); its id."""
+        """A RUNNING run with its tags, params and dataset inputs (a study's parent); its id."""
         from mlflow.entities import Param
 
         with store_errors(self.uri):
             tags = {**{k: str(v)[:5000] for k, v in tags.items()}, "logreg.writer": writer_id()}
             run_id = self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
             self.client.log_batch(run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
+            if inputs:
+                self.client.log_inputs(run_id, list(inputs))
             return run_id
 
     def resume_run(self, run_id: str) -> None:
@@ -83,7 +96,8 @@ class Tracker:
         from mlflow.entities import Metric, RunTag
 
         with store_errors(self.uri):
-            ms = [Metric(k, float(v), 0, 0) for k, v in (metrics or {}).items()]
+            now = int(time.time() * 1000)  # a resumed study's parent logs its summary again, later
+            ms = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
             ts = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
             self.client.log_batch(run_id, metrics=ms, tags=ts)
             for path, folder in artifacts:

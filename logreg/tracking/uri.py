@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default
+DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"  # runs/: everything generated, git-ignored
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db."""
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 

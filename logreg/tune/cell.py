@@ -25,7 +25,7 @@ from logreg.experiment import Cell, Experiment
 from logreg.model import save_model
 from logreg.optimum import optimum_for
 from logreg.report import plots as figures
-from logreg.tracking import RunRecord, dataset_tags, environment_tags
+from logreg.tracking import RunRecord, dataset_inputs, dataset_tags, environment_tags
 from logreg.train import train
 from logreg.tune import study as st
 from logreg.tune.trial import TrialOutcome
@@ -38,14 +38,17 @@ RUN_STATUS |= {"INTERRUPTED": "KILLED", "STALE": "KILLED"}
 ABANDONED_AFTER_S = 3600
 
 
-def run_name(cell, number: int) -> str:
-    """iris__numpy__adam__trial-7; the model after the dataset unless logistic, the device unless
-    cpu, '__compiled' for compiled cells."""
+def cell_label(cell) -> str:
+    """digits/module/adam: the dataset, the model unless logistic, the implementation and the
+    optimizer, the device unless cpu, 'compiled' for compiled cells (the study's parent run)."""
     dataset, impl, optimizer, device, model, compiled = Cell(*cell)
-    dev = "" if device == "cpu" else f"__{device}"
-    mod = "" if model == "logistic" else f"__{model}"
-    comp = "__compiled" if compiled else ""
-    return f"{dataset}{mod}__{impl}__{optimizer}{dev}{comp}__trial-{number}"
+    parts = [dataset, *([model] if model != "logistic" else []), impl, optimizer]
+    return "/".join(parts + ([device] if device != "cpu" else []) + (["compiled"] if compiled else []))
+
+
+def run_name(cell, number: int | str) -> str:
+    """digits/module/adam/7: the cell's label and the trial's number (or repeat-r)."""
+    return f"{cell_label(cell)}/{number}"
 
 
 class CellRuns:
@@ -55,9 +58,10 @@ class CellRuns:
         self.tracker, self.experiment_id, self.exp, self.cell = tracker, experiment_id, exp, Cell(*cell)
         self.with_optimum = optimum
         """False (sweep --no-optimum): the repeats log no F* either."""
-        self.study_name = exp.study_name(cell)
+        self.study_name, self.cell_label = exp.study_name(cell), cell_label(cell)
         self.parent: str | None = None
         self.mine: dict[int, Any] = {}  # trial number -> the Future of the run this process wrote
+        self.best: tuple | None = None  # after finalize: (objective value, model file, Result)
 
     # -- the study's parent run: RUNNING while the study runs
     def open_parent(self) -> str:
@@ -69,7 +73,13 @@ class CellRuns:
             self.tracker.resume_run(self.parent)
             return self.parent
         tags = {**environment_tags(self.cell.device), **self.tags("study")}
-        mine = self.tracker.start_run(self.experiment_id, self.study_name, tags, self._parent_params())
+        config = TrainConfig(
+            dataset=self.cell.dataset, model=self.cell.model, seed=self.exp.seed, dtype=self.exp.dtype
+        )
+        inputs = dataset_inputs(load_split(config))  # the trials' split (their other fields are the defaults)
+        mine = self.tracker.start_run(
+            self.experiment_id, cell_label(self.cell), tags, self._parent_params(), inputs
+        )
         self.parent = self._parents()[0].info.run_id
         if self.parent != mine:
             self.tracker.delete_run(mine)
@@ -84,6 +94,7 @@ class CellRuns:
     def _parent_params(self) -> dict[str, Any]:
         exp, cell = self.exp, self.cell
         return {
+            "cell": cell_label(cell),
             "dataset": cell.dataset, "model": cell.model, "impl": cell.impl, "optimizer": cell.optimizer,
             "device": cell.device, "compile": cell.compile, "n_trials": exp.trials_per_cell(cell.optimizer),
             "objective": exp.objective, "epochs": exp.epochs, "seed": exp.seed,
@@ -118,6 +129,7 @@ class CellRuns:
             history,
             steps,
             parent_run_id=self.parent,
+            inputs=dataset_inputs(outcome.split) if outcome.split is not None else (),
         )
 
     # -- MLflow made to agree with Optuna
@@ -191,6 +203,7 @@ class CellRuns:
         artifacts = []
         if result is not None:  # deterministic: retraining the best config reproduces its run
             artifacts.append((save_model(result, out / "best_model.pt"), "model"))
+            self.best = (best.value, out / "best_model.pt", result)
         if plots:
             title, label = self.study_name, f"{self.study_name}, trial {best.number if best else '-'}"
             rows, importances = st.study_frame(study), st.param_importances(study)
@@ -231,7 +244,7 @@ class CellRuns:
                 split=split,
             )
             record = self.trial_record(outcome)
-            name = f"{run_name(self.cell, 0).rsplit('__trial-', 1)[0]}__repeat-{r}"
+            name = run_name(self.cell, f"repeat-{r}")
             tags = {**record.tags, **self.tags("repeat"), "logreg.repeat": str(r)}
             del tags["logreg.trial_number"]
             self.tracker.write(dataclasses.replace(record, name=name, tags=tags))

@@ -3,7 +3,7 @@
 A sweep searches weight_decay, so nearly every trial has an objective and an F* of its own
 (logreg.optimum). `OptimumSolver.start(config, split)` is called when a trial starts and returns
 a function the trial calls after its last epoch: a cached F* at once; a small problem
-(INLINE_VALUES) solved then, in the trial's process (a binary Newton solve on breast_cancer takes
+(logreg.optimum.cheap) solved then, in the trial's process (a binary Newton solve on breast_cancer takes
 under 1 ms); a larger one (softmax on digits: ~40 ms) submitted at once to a pool of one helper
 process (concurrent.futures, forked: it inherits nothing it could share wrongly, as it never
 opens a store) and waited for, usually already done. A pruned or failed trial cancels its solve.
@@ -16,19 +16,9 @@ import concurrent.futures as cf
 import multiprocessing as mp
 from collections.abc import Callable
 
-from logreg.optimum import Optimum, cached_optimum, optimum_for, remember, solve
+from logreg.optimum import Optimum, cached_optimum, cheap, optimum_for, remember, solve
 from logreg.tracking import exit_with_parent
 from logreg.train import Interrupted
-
-INLINE_VALUES = 200_000
-"""Below this many values in the solve (n x (d + 1) x outputs), F* is solved in the trial's process."""
-
-
-def solve_inline(split) -> bool:
-    """Whether F* on this split is cheap enough to solve in the trial's process (INLINE_VALUES)."""
-    n, d = split.X_train.shape
-    outputs = 1 if split.n_classes <= 2 else split.n_classes
-    return n * (d + 1) * outputs <= INLINE_VALUES
 
 
 def _start_helper() -> None:
@@ -61,7 +51,7 @@ class OptimumSolver:
         found, value = cached_optimum(config, split)
         if found:
             return lambda: value
-        if solve_inline(split) or "fork" not in mp.get_all_start_methods():
+        if cheap(split) or "fork" not in mp.get_all_start_methods():
             return lambda: optimum_for(config, split)
         if self._pool is None:
             fork = mp.get_context("fork")

@@ -27,7 +27,7 @@ from logreg.tune.journal import journal_backend
 from logreg.tune.optuna_lib import import_optuna
 from logreg.validation import check_env_seconds
 
-DEFAULT_STORAGE = "optuna-journal.log"  # in the working directory, git-ignored
+DEFAULT_STORAGE = "runs/optuna-journal.log"  # runs/: everything generated, git-ignored
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql", "oracle")
 HEARTBEAT_INTERVAL = 10  # seconds; env LOGREG_HEARTBEAT_INTERVAL
 GRACE_PERIOD = 30  # a RUNNING trial with no heartbeat for this long is stale; env LOGREG_GRACE_PERIOD

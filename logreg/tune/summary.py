@@ -7,13 +7,16 @@ least-squares solution's (numpy.linalg.lstsq) and scikit-learn LinearRegression'
 from __future__ import annotations
 
 from logreg.experiment import Cell, Experiment
+from logreg.report.headline import with_gaps
 from logreg.report.reference import regression_references, sklearn_test_accuracy
 from logreg.report.summary import hyperparameters
 from logreg.tune import study as st
 
 
 def summarize(exp: Experiment, store):
-    """Per cell: best trial's test accuracy, hyperparameters, fit time; sklearn beside it."""
+    """Per cell: the best trial's test accuracy (R^2 for linear), hyperparameters and fit time,
+    scikit-learn's on the same split beside it, and the gap between them; `trials` counts every
+    trial of the study, `completed` those that completed (not pruned, diverged or failed)."""
     import pandas as pd
 
     refs: dict[str, float] = {}
@@ -45,7 +48,8 @@ def summarize(exp: Experiment, store):
                 "optimizer": optimizer,
                 "device": device,
                 **({"compile": compiled} if any(c.compile for c in exp.cells()) else {}),
-                "trials": st.count_finished(study),
+                "trials": len(study.get_trials(deepcopy=False)),
+                "completed": sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)),
                 f"best_{exp.objective}": best.value if best else float("nan"),
                 **scores,
                 "fit_seconds": res.get("fit_seconds", float("nan")),
@@ -53,4 +57,7 @@ def summarize(exp: Experiment, store):
                 "hyperparameters": hyperparameters(best.params) if best else "",
             }
         )
-    return pd.DataFrame(rows)
+    df = with_gaps(pd.DataFrame(rows))
+    order = [c for c in df.columns if c != "gap_to_sklearn"]
+    at = order.index("fit_seconds")  # the gap beside the two scores it compares
+    return df[order[:at] + ["gap_to_sklearn"] + order[at:]]

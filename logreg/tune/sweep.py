@@ -25,6 +25,7 @@ from logreg.timing import TORCH_THREADS
 from logreg.tracking import MODES, Tracker, check_tracking_uri, resolve_tracking_uri
 from logreg.tune import study as st
 from logreg.tune.cell import CellRuns
+from logreg.tune.champions import register_champions
 from logreg.tune.progress import Progress
 from logreg.tune.solver import OptimumSolver
 from logreg.tune.storage import DEFAULT_STORAGE, open_storage
@@ -41,15 +42,15 @@ class SweepOptions:
     """How to run a sweep (the experiment says what to run); serialisable for spawned workers."""
 
     storage: str | None = None
-    """Optuna storage URL, or a journal file path (default optuna-journal.log)."""
+    """Optuna storage URL, or a journal file path (default runs/optuna-journal.log)."""
     tracking_uri: str | None = None
-    """MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."""
+    """MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)."""
     track: bool = True
     progress: bool = True
     plots: bool = True
     optimum: bool = True
     """Solve F* per (dataset, model, weight decay) and log each tracked trial's suboptimality."""
-    results_dir: str | None = "results"
+    results_dir: str | None = "runs/results"
     workers: int = 1
     finalize: bool = True
     """End each study's parent run with its best trial and plots (off in spawned workers)."""
@@ -107,14 +108,15 @@ class StopFlag:
                 signal.signal(sig, handler)
 
 
-def run_cells(exp: Experiment, opts: SweepOptions, store, tracker, progress, stop, workdir: Path) -> None:
-    """Run every cell's study to n_trials finished trials (this process only)."""
+def run_cells(exp: Experiment, opts: SweepOptions, store, tracker, progress, stop, workdir: Path) -> list:
+    """Run every cell's study to n_trials finished trials (this process only); its CellRuns."""
     solver = OptimumSolver() if tracker is not None and opts.optimum else None
     experiment_id = tracker.experiment_id(exp.mlflow_experiment) if tracker is not None else None
+    cells = [CellRuns(tracker, experiment_id, exp, c, opts.optimum) if tracker else None for c in exp.cells()]
     try:
-        for cell in exp.cells():
-            runs = CellRuns(tracker, experiment_id, exp, cell, opts.optimum) if tracker is not None else None
+        for cell, runs in zip(exp.cells(), cells, strict=True):
             _run_one_cell(exp, opts, store, cell, runs, progress, solver, stop, workdir)
+        return [runs for runs in cells if runs is not None]
     finally:
         if solver is not None:
             solver.close()
@@ -181,14 +183,14 @@ def run_sweep(exp: Experiment, opts: SweepOptions):
     workdir = Path(tempfile.mkdtemp(prefix="logreg-plots-"))
     try:
         with _session(exp, opts, store) as (tracker, progress, stop):
-            if opts.workers > 1:
-                run_with_workers(exp, opts, store, tracker, progress, stop, workdir)
-            else:
-                run_cells(exp, opts, store, tracker, progress, stop, workdir)
+            run = run_with_workers if opts.workers > 1 else run_cells
+            finalized = run(exp, opts, store, tracker, progress, stop, workdir)
+            champions = register_champions(exp, finalized, tracker) if tracker and opts.finalize else []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     with store.errors():
         summary = summarize(exp, store)
+    summary.attrs["champions"] = champions  # what the sweep prints after its headline
     if opts.results_dir is not None:
         write_summary(summary, Path(opts.results_dir) / exp.name)
     return summary

@@ -20,6 +20,7 @@ from logreg.experiment import Experiment, as_dict, validate
 from logreg.tracking import resolve_tracking_uri
 from logreg.tune import study as st
 from logreg.tune.cell import CellRuns
+from logreg.tune.storage import DEFAULT_STORAGE
 
 POLL_S = 0.5
 STOP_WAIT_S = 60
@@ -27,7 +28,7 @@ STOP_WAIT_S = 60
 
 def write_spec(exp: Experiment, opts, path: Path) -> Path:
     """The job of a spawned worker: the experiment and the options, absolute stores, no finalize."""
-    storage = opts.storage or "optuna-journal.log"
+    storage = opts.storage or DEFAULT_STORAGE
     if "://" not in storage and storage != ":memory:":
         storage = str(Path(storage).resolve())
     options = {**opts.to_dict(), "storage": storage, "workers": 1, "finalize": False, "progress": False}
@@ -43,7 +44,7 @@ def read_spec(path: str | Path) -> tuple[Experiment, dict]:
     return validate(spec["experiment"], spec["path"]), spec["options"]
 
 
-def run_with_workers(exp, opts, store, tracker, progress, stop, workdir: Path) -> None:
+def run_with_workers(exp, opts, store, tracker, progress, stop, workdir: Path) -> list:
     runs = [CellRuns(tracker, tracker.experiment_id(exp.mlflow_experiment), exp, c, opts.optimum)
             for c in exp.cells()] if tracker is not None else []  # fmt: skip
     for cell_runs in runs:  # before the workers: they find the parents instead of racing to make them
@@ -70,6 +71,7 @@ def run_with_workers(exp, opts, store, tracker, progress, stop, workdir: Path) -
         cell_runs.reconcile(study)  # runs of workers that died
         if opts.finalize:
             cell_runs.finalize(study, opts.plots, workdir)
+    return runs
 
 
 def _watch(exp: Experiment, store, procs, progress, stop) -> None:

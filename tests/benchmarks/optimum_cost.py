@@ -9,7 +9,7 @@ Alternating rounds put every variant under the same load; this machine is shared
 gives every run, the medians and the means. Then it re-solves, in this process and in the order
 the sweep's trials completed, every F* the last F*-on sweep needed: the CPU time the solves
 took (in the trial process or the helper process: logreg/tune/solver.py). Writes
-results/optimum_cost/.
+runs/optimum_cost/ (--out results/optimum_cost: the committed figures).
 """
 
 from __future__ import annotations
@@ -81,7 +81,12 @@ def main() -> None:
     p.add_argument("--experiment", type=Path, default=ROOT / "experiments" / "default.toml")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--baseline", type=Path, help="a checkout of an earlier logreg, run the same way")
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "optimum_cost")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "runs" / "optimum_cost",
+        help="(default runs/optimum_cost; results/optimum_cost is the committed one)",
+    )
     args = p.parse_args()
     args.experiment = args.experiment.resolve()
     from logreg.tune import load_experiment

@@ -3,7 +3,8 @@ ceiling), measured with N client connections each inserting one row per transact
 
     python tests/benchmarks/pg_commit_rate.py [--clients 1,4,8] [--seconds 5]
 
-Writes results/scale/commit_rate.md (machine, command, figures).
+Writes runs/scale/commit_rate.md (machine, command, figures); --out results/scale/commit_rate.md
+is the committed one.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", default="1,4,8")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "scale" / "commit_rate.md")
     args = ap.parse_args()
     admin = _connect("postgres")
     admin.autocommit = True
@@ -82,7 +84,7 @@ def main() -> None:
         "|---|---|",
         *[f"| {c} | {r:.0f} |" for c, r in rows],
     ]
-    out = ROOT / "results" / "scale" / "commit_rate.md"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())

@@ -1,7 +1,7 @@
 """The database's cost per trial, direct vs through Optuna's gRPC proxy, and MLflow's logging
 throughput through `mlflow server` on PostgreSQL, at 1, 2, 4 and 8 workers (issue: scale model).
 
-    python tests/benchmarks/scale.py [--workers 1,2,4,8] [--n-trials 48] [--out results/scale]
+    python tests/benchmarks/scale.py [--workers 1,2,4,8] [--n-trials 48] [--out runs/scale]
 
 Needs the PostgreSQL server on 127.0.0.1:5432 (trust auth). For each worker count and each path
 (direct: every worker talks to PostgreSQL; proxy: `logreg storage-proxy` in front of it), a fresh
@@ -256,7 +256,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="1,2,4,8")
     ap.add_argument("--n-trials", type=int, default=48)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "scale")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "scale", help="(default runs/scale)")
     args = ap.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
     rows, mrows = [], []

@@ -1,6 +1,6 @@
 """Measure the problem size above which torch's CPU epochs gain from every core.
 
-    python tests/benchmarks/threads_cutoff.py [--out results/throughput/threads_cutoff.md]
+    python tests/benchmarks/threads_cutoff.py [--out runs/throughput/threads_cutoff.md]
 
 For each size n x d, a full-batch epoch of autograd and module is timed with one torch thread
 and with one per core, in interleaved rounds (medians; the machine is shared, so each round
@@ -48,7 +48,7 @@ def median_epoch(model, data, threads: int, epochs: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--out", type=Path, default=Path("results/throughput/threads_cutoff.md"))
+    p.add_argument("--out", type=Path, default=Path("runs/throughput/threads_cutoff.md"))
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     cores = available_cores()

@@ -17,7 +17,8 @@ in fresh temporary stores, each measurement in a process of its own after a warm
 Each runs at two sizes (N and 4N trials), interleaved, medians over repeats; the difference
 between the sizes gives the marginal cost per trial. A second table times the writer modes where
 training is heavier (digits, adam, 60 epochs, 60 trials): a writer thread then competes with
-training for the GIL. Writes results/tracking_overhead/.
+training for the GIL. Writes runs/tracking_overhead/ (--out results/tracking_overhead: the
+committed figures).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-trials", type=int, default=25, help="N: the small size (the large is 4N)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline", type=Path, help="a checkout of an earlier logreg, run as `ours`")
-    ap.add_argument("--out", default=str(ROOT / "results" / "tracking_overhead"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "tracking_overhead"), help="(default runs/...)")
     args = ap.parse_args(argv)
     small, large = args.n_trials, 4 * args.n_trials
     variants = {name: ROOT for name in ("off", "ours", "thread", "sync", "stock")}

@@ -9,7 +9,8 @@ each (OMP_NUM_THREADS=1 etc.), the layout `logreg sweep --workers N` uses. Throu
 finished trials / (last trial's end - first trial's start), from Optuna's own timestamps, so
 process start-up (imports) is left out; wall time including start-up is reported beside it.
 Runs alternate 1, 2, 1, 2, ... so drifting machine load hits both alike; medians are reported.
-Target: 2 workers >= 1.7x the trials per second of 1 on 2 cores. Writes results/workers_scaling/.
+Target: 2 workers >= 1.7x the trials per second of 1 on 2 cores. Writes runs/workers_scaling/
+(--out results/workers_scaling: the committed figures).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-trials", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--track", action="store_true", help="track in MLflow (SQLite) too")
-    ap.add_argument("--out", default=str(ROOT / "results" / "workers_scaling"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "workers_scaling"), help="(default runs/...)")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     run(1, 3, args.track)  # warm-up: file caches, bytecode
