@@ -69,7 +69,7 @@ def sweep(session: nox.Session) -> None:
 
 @nox.session(default=False, venv_backend="none")
 def samplers(session: nox.Session) -> None:
-    """Compare Optuna samplers on experiments/samplers.toml (or a .toml given first) into results/samplers/.
+    """Compare Optuna samplers on experiments/samplers.toml (or a .toml given first) into runs/samplers/.
 
     `nox -s samplers -- --samplers random,tpe --seeds 3` passes arguments to `logreg samplers`.
     """
@@ -120,7 +120,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-# --- throughput, compare, benchmarks, CUDA (README: "Throughput and speed goals")
+# --- throughput, compare, benchmarks, CUDA (docs/speed.md)
 
 BENCH_TOLERANCE = "min:150%"  # fails when a best time gets 2.5x slower; holds on the shared 2-core VM
 
@@ -142,8 +142,9 @@ def bench(session: nox.Session) -> None:
     """pytest-benchmark epochs, compared with results/benchmarks/<device>/ when a baseline is there.
 
     LOGREG_BENCH_DEVICE=cpu (default) or cuda; LOGREG_BENCH_TOLERANCE (default min:150%);
-    LOGREG_BENCH_TORCH_THREADS (default 1; 0 or auto: chosen from the size). Refresh a baseline (README,
-    "Benchmarks"): delete results/benchmarks/<device>/, then `nox -s bench -- --benchmark-save=baseline`.
+    LOGREG_BENCH_TORCH_THREADS (default 1; 0 or auto: chosen from the size). Refresh a baseline
+    (docs/speed.md, "Benchmarks"): delete results/benchmarks/<device>/, then
+    `nox -s bench -- --benchmark-save=baseline`.
     """
     device = os.environ.get("LOGREG_BENCH_DEVICE", "cpu")
     storage = f"results/benchmarks/{device}"
@@ -200,5 +201,5 @@ def cuda(session: nox.Session) -> None:
 
 @nox.session(default=False, venv_backend="none")
 def report(session: nox.Session) -> None:
-    """One static HTML page (results/report/index.html) from MLflow stores: `nox -s report -- URI ...`."""
+    """One static HTML page (runs/report/index.html) from MLflow stores: `nox -s report -- URI ...`."""
     run(session, "logreg", "report", *session.posargs)

@@ -17,6 +17,7 @@ DTYPE_NAMES = ("float32", "float64")
 MODEL_NAMES = ("logistic", "mlp", "linear")
 ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "none")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
+FORMAT_NAMES = ("csv", "parquet", "svmlight")
 FLOAT32_MAX = 3.4028234663852886e38
 
 # Defaults that train every built-in dataset well in the default 100 full-batch
@@ -38,6 +39,7 @@ CONSTRAINTS = {
     "dataset": STRING,
     "data": (STRING, NONE),
     "target": (STRING, NONE),
+    "format": (Options(FORMAT_NAMES), NONE),
     "impl": Options(IMPL_NAMES),
     "optimizer": Options(OPTIMIZER_NAMES),
     "device": Options(DEVICE_NAMES),
@@ -118,9 +120,12 @@ class TrainConfig:
     """Registry name (`logreg datasets`), e.g. 'iris' or 'synthetic:n=100000,d=100'.
     Ignored when `data` is given."""
     data: str | None = None
-    """Path of the user's own CSV or Parquet file."""
+    """Path of the user's own file: CSV, Parquet or svmlight / LIBSVM (.svm, .svmlight, .libsvm,
+    optionally .bz2, .gz or .xz)."""
     target: str | None = None
-    """Label column of `data`."""
+    """Label column of `data` (CSV and Parquet; an svmlight file holds its labels)."""
+    format: str | None = None
+    """Format of `data`: csv, parquet or svmlight; by default from the file's extension."""
     impl: str = "numpy"
     """Implementation: numpy, autograd or module."""
     optimizer: str = "adam"
@@ -182,8 +187,11 @@ class TrainConfig:
             object.__setattr__(self, "data", os.fspath(self.data))
         if self.torch_threads == "auto":  # the documented synonym of 0: params stay ints
             object.__setattr__(self, "torch_threads", 0)
-        if self.data is not None and self.target is None:
-            raise LogregError("A data file needs its label column: pass --target COLUMN.")
+        if self.data is not None and self.target is None and not self.svmlight:
+            raise LogregError(
+                "A data file needs its label column: pass --target COLUMN (CSV, Parquet), or "
+                "--format svmlight for an svmlight / LIBSVM file, which holds its labels."
+            )
         check_params({k: CONSTRAINTS[k] for k in ("impl", "optimizer", "device", "dtype")}, vars(self))
         self._fill_optimizer_defaults()
         check_params(CONSTRAINTS, vars(self))
@@ -260,6 +268,13 @@ class TrainConfig:
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def svmlight(self) -> bool:
+        """Whether `data` is an svmlight / LIBSVM file (by `format`, else by its extension)."""
+        from logreg.paths import is_svmlight
+
+        return self.data is not None and is_svmlight(self.data, self.format)
 
     @property
     def data_name(self) -> str:

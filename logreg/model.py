@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 from logreg.errors import LogregError, first_line
 from logreg.paths import check_input_file, check_output_file, write_atomic
@@ -54,10 +55,18 @@ class FittedModel:
         return cls(W, b, split.mean, split.scale, split.class_names, split.feature_names, **extra)
 
     def decision_function(self, X_raw) -> np.ndarray:
-        """(n, k) logits in float64: k = 1 for two classes, K otherwise (linear: predictions)."""
-        X = (np.asarray(X_raw, dtype=np.float64) - self.mean) / self.scale
-        if X.ndim != 2 or X.shape[1] != len(self.mean):
-            raise LogregError(f"Expected rows of {len(self.mean)} features. Got shape {np.shape(X_raw)}.")
+        """(n, k) logits in float64: k = 1 for two classes, K otherwise (linear: predictions).
+
+        Sparse rows (scipy) are scaled, never centred (a sparse model's mean is 0) and stay sparse."""
+        if sparse.issparse(X_raw) and X_raw.ndim == 2 and not np.any(self.mean):
+            if X_raw.shape[1] != len(self.mean):
+                raise LogregError(f"Expected rows of {len(self.mean)} features. Got shape {X_raw.shape}.")
+            X = sparse.csr_array(X_raw, dtype=np.float64) @ sparse.diags_array(1.0 / self.scale)
+        else:
+            X_raw = X_raw.toarray() if sparse.issparse(X_raw) else X_raw
+            X = (np.asarray(X_raw, dtype=np.float64) - self.mean) / self.scale
+            if X.ndim != 2 or X.shape[1] != len(self.mean):
+                raise LogregError(f"Expected rows of {len(self.mean)} features. Got shape {np.shape(X_raw)}.")
         if self.hidden is not None:
             from logreg.impls.mlp_numpy import activate
 

@@ -10,10 +10,12 @@ or the squared error (model 'linear', the MSE, not half of it). F* is computed h
 from the same training rows (a float32 split is upcast exactly):
 
 - logistic: Newton's method with the exact gradient and Hessian (binary: the (d+1)^2 matrix and
-  a backtracking line search; softmax: scipy's trust-ncg with exact Hessian-vector products)
+  a backtracking line search; softmax, and sparse X of any head: scipy's trust-ncg (Newton-CG
+  in a trust region) with exact Hessian-vector products, which never form a d x d matrix)
   until the gradient's norm is below GTOL, i.e. F - F* below about 1e-12 relative; scipy's
   L-BFGS-B first if Newton ever stalls (it has not on the built-in datasets);
-- linear: the closed form (normal equations with the ridge term, numpy.linalg.lstsq without);
+- linear: the closed form (normal equations with the ridge term, numpy.linalg.lstsq without;
+  sparse X: LSQR on X centred implicitly);
 - mlp: none. The loss is not convex: there is no F* to measure against.
 
 Without weight decay, linearly separable classes have no finite optimum (the loss keeps
@@ -31,6 +33,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 GTOL = 1e-11  # gradient norm at which the Newton polish stops
 TOLERANCE = 1e-12  # relative accuracy of F* that GTOL gives on the built-in datasets
@@ -58,9 +61,16 @@ class Optimum:
         return math.isfinite(self.value)
 
 
+def _float64(X):
+    """X in float64: a dense array, or a scipy CSR matrix kept sparse."""
+    if sparse.issparse(X):
+        return sparse.csr_array(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
+
+
 def objective(X, y, W, b, weight_decay: float, head: str) -> float:
     """F(W, b) in float64: the mean loss of the head plus weight_decay / 2 * ||W||^2."""
-    X = np.asarray(X, dtype=np.float64)
+    X = _float64(X)
     W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
     Z = X @ W + b
     loss = float(np.mean((Z[:, 0] - y) ** 2)) if head == "regression" else mean_log_loss(Z, np.asarray(y))
@@ -90,11 +100,20 @@ def mean_log_loss(Z, y) -> float:
 
 
 class _Logistic:
-    """F of theta = vec([W; b]) ((d+1) x k, row-major) for a binary or softmax head."""
+    """F of theta = vec([W; b]) ((d+1) x k, row-major) for a binary or softmax head.
+
+    Dense X gets its column of ones (X1 = [X, 1]); sparse X (CSR) stays as it is and the bias
+    is added apart, so nothing n x d is ever dense."""
 
     def __init__(self, X, y, n_classes: int, weight_decay: float):
         n, d = X.shape
-        self.X1 = np.hstack([np.asarray(X, dtype=np.float64), np.ones((n, 1))])
+        self.sparse = sparse.issparse(X)
+        if self.sparse:
+            self.X = _float64(X)
+            self.X.sort_indices()
+            self.X1 = None
+        else:
+            self.X1 = np.hstack([np.asarray(X, dtype=np.float64), np.ones((n, 1))])
         self.k = 1 if n_classes <= 2 else n_classes
         self.n, self.d, self.wd = n, d, weight_decay
         self.y = np.asarray(y)
@@ -111,8 +130,26 @@ class _Logistic:
     def _theta(self, t):
         return t.reshape(self.d + 1, self.k)
 
+    def forward(self, T):
+        """[X, 1] T: (n, k)."""
+        if self.sparse:
+            return self.X @ T[:-1] + T[-1]
+        return self.X1 @ T
+
+    def backward(self, R):
+        """[X, 1]^T R: (d + 1, k)."""
+        if self.sparse:
+            return np.vstack([self.X.T @ R, R.sum(axis=0, keepdims=True)])
+        return self.X1.T @ R
+
+    def rows(self):
+        """[X, 1] as a matrix (sparse stays sparse), for the linear programme."""
+        if self.sparse:
+            return sparse.hstack([self.X, sparse.csr_array(np.ones((self.n, 1)))], format="csr")
+        return self.X1
+
     def probs(self, T):
-        Z = self.X1 @ T
+        Z = self.forward(T)
         if self.k == 1:
             return 0.5 * (1.0 + np.tanh(0.5 * Z)), Z
         E = np.exp(Z - Z.max(axis=1, keepdims=True))
@@ -125,7 +162,7 @@ class _Logistic:
         loss = mean_log_loss(Z, self.y)
         TW = T * self.mask
         f = loss + 0.5 * self.wd * float(np.sum(TW * TW))
-        G = self.X1.T @ (P - self.Y) / self.n + self.wd * TW
+        G = self.backward(P - self.Y) / self.n + self.wd * TW
         return float(f), G.ravel()
 
     def hess(self, t):
@@ -136,15 +173,16 @@ class _Logistic:
         return H
 
     def hessp(self, t, v):
-        """Exact H v for the softmax head: X1^T (P * (U - rowsum(P * U))) / n + wd V."""
+        """Exact H v: X1^T (P * (U - rowsum(P * U))) / n + wd V for softmax, with U = X1 V;
+        X1^T (p (1 - p) U) / n + wd V for the binary head."""
         # The solver asks for many products at one point: P is computed once per point.
         if self._at is None or not np.array_equal(self._at, t):
             self._at, self._P = np.array(t, copy=True), self.probs(self._theta(t))[0]
         P = self._P
         V = self._theta(v)
-        U = self.X1 @ V
-        R = P * (U - (P * U).sum(axis=1, keepdims=True))
-        return (self.X1.T @ R / self.n + self.wd * V * self.mask).ravel()
+        U = self.forward(V)
+        R = P * (1 - P) * U if self.k == 1 else P * (U - (P * U).sum(axis=1, keepdims=True))
+        return (self.backward(R) / self.n + self.wd * V * self.mask).ravel()
 
 
 def _closer(val: float, g, new_val: float, new_g) -> bool:
@@ -187,10 +225,19 @@ def _no_finite_optimum(f: _Logistic) -> bool:
     """
     from scipy.optimize import linprog
 
-    X1, n, k = f.X1, f.n, f.k
+    X1, n, k = f.rows(), f.n, f.k
     if k == 1:
         s = np.where(f.y == 1, 1.0, -1.0)
-        A = s[:, None] * X1  # margins s_i x_i . v
+        A = sparse.diags_array(s) @ X1 if f.sparse else s[:, None] * X1  # margins s_i x_i . v
+    elif f.sparse:
+        rows = []
+        for c in range(k):
+            idx = np.flatnonzero(f.y != c)
+            Xc = X1[idx]
+            # Block j of V: +x_i where j = y_i, -x_i where j = c.
+            coef = (f.y[idx][:, None] == np.arange(k)).astype(float) - (np.arange(k) == c)
+            rows.append(sparse.hstack([sparse.diags_array(coef[:, j]) @ Xc for j in range(k)]))
+        A = sparse.vstack(rows, format="csr")
     else:
         rows = []
         for c in range(k):
@@ -202,7 +249,8 @@ def _no_finite_optimum(f: _Logistic) -> bool:
                 M[j, c * (f.d + 1) : (c + 1) * (f.d + 1)] -= X1[i]
             rows.append(M)
         A = np.vstack(rows)
-    res = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(len(A)), bounds=(-1, 1), method="highs")
+    c = -np.asarray(A.sum(axis=0)).ravel()
+    res = linprog(c, A_ub=-A, b_ub=np.zeros(A.shape[0]), bounds=(-1, 1), method="highs")
     return bool(res.status == 0 and -res.fun > 1e-7 * n)
 
 
@@ -210,7 +258,7 @@ def _polish(f: _Logistic, t):
     """Newton to GTOL: exact Hessian (binary) or trust-ncg with exact Hessian-vector products."""
     from scipy.optimize import minimize
 
-    if f.k == 1:
+    if f.k == 1 and not f.sparse:
         t, val, g = _newton_binary(f, t)
         return t, val, g, "Newton (exact Hessian)"
     res = minimize(
@@ -248,8 +296,29 @@ def _solve_logistic(X, y, n_classes: int, weight_decay: float, start=None) -> Op
     return Optimum(val, solver, TOLERANCE, seconds, message, T[:-1].copy(), T[-1].copy(), f.evaluations)
 
 
+def _solve_sparse_linear(X, y, weight_decay: float) -> Optimum:
+    """mean((X w + b - y)^2) + wd/2 ||w||^2 for sparse X: LSQR on X centred implicitly (a linear
+    operator: X v - 1 (mean . v)), damped by sqrt(n wd / 2); then b = mean(y) - mean(X) . w."""
+    from scipy.sparse.linalg import LinearOperator, lsqr
+
+    t0 = time.perf_counter()
+    X, y = _float64(X), np.asarray(y, dtype=np.float64)
+    n, d = X.shape
+    mx, my = np.asarray(X.mean(axis=0)).ravel(), y.mean()
+    A = LinearOperator(
+        (n, d), matvec=lambda v: X @ v - mx @ v, rmatvec=lambda u: X.T @ u - mx * u.sum(), dtype=np.float64
+    )
+    damp = math.sqrt(0.5 * n * weight_decay)
+    w = lsqr(A, y - my, damp=damp, atol=1e-15, btol=1e-15, conlim=1e15, iter_lim=20 * d)[0]
+    W, b = w[:, None], np.array([my - mx @ w])
+    val = objective(X, y, W, b, weight_decay, "regression")
+    return Optimum(val, "LSQR (sparse, centred implicitly)", TOLERANCE, time.perf_counter() - t0, "", W, b)
+
+
 def _solve_linear(X, y, weight_decay: float) -> Optimum:
     """Closed form of mean((X w + b - y)^2) + wd/2 ||w||^2: centre, then (Xc^T Xc + n wd/2 I) w = Xc^T yc."""
+    if sparse.issparse(X):
+        return _solve_sparse_linear(X, y, weight_decay)
     t0 = time.perf_counter()
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     mx, my = X.mean(axis=0), y.mean()
@@ -280,10 +349,11 @@ Newton solve on breast_cancer: under 1 ms): solved where it is needed, before or
 
 
 def cheap(split) -> bool:
-    """Whether F* on this split costs milliseconds (INLINE_VALUES)."""
+    """Whether F* on this split costs milliseconds (INLINE_VALUES; sparse: its stored values)."""
     n, d = split.X_train.shape
     outputs = 1 if split.n_classes <= 2 else split.n_classes
-    return n * (d + 1) * outputs <= INLINE_VALUES
+    values = split.X_train.nnz + n if sparse.issparse(split.X_train) else n * (d + 1)
+    return values * outputs <= INLINE_VALUES
 
 
 _CACHE: dict[tuple[str, str, float], Optimum | None] = {}

@@ -130,3 +130,18 @@ def _write_error(path, exc: OSError) -> LogregError:
     return LogregError(
         f"Cannot write '{path}': {reason}. Nothing was changed there; free some space or pass another path."
     )
+
+
+SVMLIGHT_SUFFIXES = (".svm", ".svmlight", ".libsvm")
+COMPRESSED_SUFFIXES = (".bz2", ".gz", ".xz")
+
+
+def is_svmlight(path, fmt: str | None = None) -> bool:
+    """Whether `path` is an svmlight / LIBSVM file: `fmt` says so, or (no `fmt`) its name ends in
+    .svm, .svmlight or .libsvm, optionally followed by .bz2, .gz or .xz."""
+    if fmt is not None:
+        return fmt == "svmlight"
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in SVMLIGHT_SUFFIXES

@@ -31,6 +31,7 @@ from logreg.train import train
 
 HISTORY_POINTS = 20
 FLOATS = [np.float64, np.float32]
+SPARSE = ["csr", "csc", "coo"]  # scipy sparse input, trained as CSR (never densified)
 
 
 class _LogregEstimator(BaseEstimator):
@@ -80,7 +81,12 @@ class _LogregEstimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False  # TrainConfig's data checks refuse NaN and inf
         tags.non_deterministic = False  # random_state fixes the initial weights and batch orders
+        # scipy sparse X: logistic and linear train on CSR; the mlp takes dense features only.
+        tags.input_tags.sparse = getattr(self, "model", self._model) != "mlp"
         return tags
+
+    def _accept_sparse(self):
+        return SPARSE if getattr(self, "model", self._model) != "mlp" else False
 
 
 class LogregClassifier(ClassifierMixin, _LogregEstimator):
@@ -158,7 +164,7 @@ class LogregClassifier(ClassifierMixin, _LogregEstimator):
                 "LogregClassifier's 'model' parameter must be 'logistic' or 'mlp'. Got 'linear' "
                 "instead; use LogregRegressor for linear regression."
             )
-        X, y = validate_data(self, X, y, dtype=FLOATS)
+        X, y = validate_data(self, X, y, dtype=FLOATS, accept_sparse=self._accept_sparse())
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -185,7 +191,9 @@ class LogregClassifier(ClassifierMixin, _LogregEstimator):
     def decision_function(self, X) -> np.ndarray:
         """Logits: (n,) for two classes (positive favours classes_[1]), (n, K) otherwise."""
         check_is_fitted(self, "classes_")
-        X = validate_data(self, X, reset=False, dtype=FLOATS).astype(np.float64, copy=False)
+        X = validate_data(self, X, reset=False, dtype=FLOATS, accept_sparse=SPARSE).astype(
+            np.float64, copy=False
+        )
         if hasattr(self, "coefs_"):
             H = activate(X @ self.coefs_[0] + self.intercepts_[0], self.activation_)
             Z = H @ self.coefs_[1] + self.intercepts_[1]
@@ -270,7 +278,7 @@ class LogregRegressor(RegressorMixin, _LogregEstimator):
     def fit(self, X, y) -> LogregRegressor:
         """Train on all rows of X (n_samples, n_features) with numeric targets y (n_samples,)."""
         config = self._config()
-        X, y = validate_data(self, X, y, dtype=FLOATS, y_numeric=True)
+        X, y = validate_data(self, X, y, dtype=FLOATS, y_numeric=True, accept_sparse=SPARSE)
         if y.dtype.kind not in "biuf":
             raise LogregError(
                 f"{type(self).__name__} needs a numeric target y. Got dtype {y.dtype}; use "
@@ -285,5 +293,7 @@ class LogregRegressor(RegressorMixin, _LogregEstimator):
     def predict(self, X) -> np.ndarray:
         """X @ coef_ + intercept_ (float64)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=FLOATS).astype(np.float64, copy=False)
+        X = validate_data(self, X, reset=False, dtype=FLOATS, accept_sparse=SPARSE).astype(
+            np.float64, copy=False
+        )
         return X @ self.coef_ + self.intercept_

@@ -152,8 +152,31 @@ def model_bytes(config: TrainConfig, sizes: list[int], n_rows: int) -> int:
     return (4 * itemsize + 8) * weights + itemsize * activations
 
 
+def check_sparse(config: TrainConfig, split: Split) -> None:
+    """Sparse rows train the logistic and linear models, eagerly: one clear line otherwise."""
+    if not split.sparse:
+        return
+    if config.model == "mlp":
+        raise LogregError(
+            f"The mlp takes dense features; {split.name} is sparse ({split.n_features} columns). "
+            "Use --model logistic or --model linear for sparse data."
+        )
+    if config.compile:
+        raise LogregError(
+            f"torch.compile does not take sparse tensors; {split.name} is sparse. Use --no-compile."
+        )
+
+
+def work_shape(split: Split) -> tuple[int, int]:
+    """(rows, values per row) of the training part: its columns, or its non-zeros per row."""
+    n, d = split.X_train.shape
+    return (n, max(1, split.X_train.nnz // max(1, n))) if split.sparse else (n, d)
+
+
 def check_memory(config: TrainConfig, split: Split) -> None:
-    """Refuse a model that cannot fit in memory, before anything is allocated (one clear line)."""
+    """Refuse a model that cannot fit in memory, before anything is allocated (one clear line);
+    and what sparse rows cannot train (check_sparse)."""
+    check_sparse(config, split)
     sizes = layer_sizes(config, split)
     rows = max(len(split.y_train), len(split.y_val), len(split.y_test))
     need, have = model_bytes(config, sizes, rows), available_memory()
@@ -310,7 +333,7 @@ def train(
     device = config.resolved_device
     threads = None
     if config.impl != "numpy":  # torch's threads: config.torch_threads, or chosen from n x d
-        threads = set_torch_threads(config.torch_threads, *split.X_train.shape)
+        threads = set_torch_threads(config.torch_threads, *work_shape(split))
     model = make_network(config, initial_layers(layer_sizes(config, split), config.seed), device)
     parts = {
         "train": model.put(split.X_train, split.y_train),

@@ -61,7 +61,9 @@ CASES = [
         {"dataset": "mnist"},
         ["--dataset", "mnist"],
         r"Unknown dataset 'mnist'\. Available datasets: hours, blobs, moons, classification, iris, "
-        r"breast_cancer, digits, synthetic, line, diabetes \(or --data FILE --target COLUMN",
+        r"breast_cancer, digits, synthetic, text, line, diabetes; LIBSVM's, once fetched "
+        r"\(logreg datasets fetch NAME\): a9a, w8a, real-sim, rcv1.binary, news20.binary, covtype.binary "
+        r"\(or --data FILE for your own CSV, Parquet or svmlight file\)",
     ),
     (
         "unknown-model",
@@ -248,7 +250,7 @@ CASES = [
         "no-target-given",
         {"data": "{ok.csv}"},
         ["--data", "{ok.csv}"],
-        r"A data file needs its label column: pass --target COLUMN\.",
+        r"A data file needs its label column: pass --target COLUMN \(CSV, Parquet\), or --format svmlight",
     ),
     *[
         (
@@ -289,8 +291,8 @@ CASES = [
             f"not-csv-or-parquet-{ext}",
             {"data": f"{{data.{ext}}}", "target": "label"},
             ["--data", f"{{data.{ext}}}", "--target", "label"],
-            rf"File '.*data\.{ext}' is not CSV or Parquet \(its extension is '\.{ext}'\)\. "
-            r"Use a \.csv or \.parquet file\.",
+            rf"File '.*data\.{ext}' is not CSV, Parquet or svmlight \(its extension is '\.{ext}'\)\. "
+            r"Use a \.csv, \.parquet or \.svm file, or name its format with --format\.",
         )
         for ext in ("txt", "xlsx")
     ],

@@ -34,7 +34,7 @@ def test_the_headline_gives_the_worst_and_median_gap_and_the_fastest_per_dataset
     assert gaps == f"  gap to scikit-learn: {worst}"
     # iris: best 0.962, within 0.005 also numpy/adam (0.96), the faster: 2 ms. digits: best
     # 0.97, within 0.005 autograd/sgd (0.966), the faster: 40 ms.
-    assert fastest.endswith("iris numpy/adam (2 ms), digits autograd/sgd (40 ms).")
+    assert fastest.endswith("iris numpy/adam (fit 2 ms), digits autograd/sgd (fit 40 ms).")
 
 
 def test_linear_cells_use_r2_and_the_model_is_named():

@@ -11,11 +11,11 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from logreg.cli import bench, proxy, report, samplers, server, sweep, train, ui
+from logreg.cli import bench, datasets, proxy, report, samplers, server, sweep, train, ui
 from logreg.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Parser
 from logreg.errors import LogregError, LogregWarning
 
-COMMAND_GROUPS = (train, sweep, ui, samplers, bench, report, server, proxy)
+COMMAND_GROUPS = (train, datasets, sweep, ui, samplers, bench, report, server, proxy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
-        help=f"interface to bind (default: {DEFAULT_HOST}); 0.0.0.0 serves other machines (see README)",
+        help=f"interface to bind (default: {DEFAULT_HOST}); 0.0.0.0 serves other machines "
+        "(see docs/scale.md)",
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"(default: {DEFAULT_PORT})")
     p.set_defaults(func=cmd_storage_proxy)
@@ -40,7 +41,7 @@ def cmd_storage_proxy(args) -> int:
     if args.host not in LOOPBACK_HOSTS:
         print(
             "logreg: note: the gRPC proxy has no authentication or TLS: anyone who reaches "
-            f"{args.host}:{args.port} can read and change every study (see README).",
+            f"{args.host}:{args.port} can read and change every study (see docs/scale.md).",
             file=sys.stderr,
         )
     for sig in (signal.SIGTERM, signal.SIGHUP):

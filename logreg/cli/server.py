@@ -42,7 +42,7 @@ def cmd_server(args) -> int:
     if args.host not in LOOPBACK_HOSTS and not args.allowed_hosts:
         print(
             "logreg: note: binding beyond localhost; pass --allowed-hosts with the names clients use "
-            "and consider --app-name basic-auth (see README, 'Many workers, one study').",
+            "and consider --app-name basic-auth (see docs/scale.md).",
             file=sys.stderr,
         )
     # The server runs in its own process group: stop it on `kill` and on a closed terminal too.

@@ -1,4 +1,4 @@
-"""`logreg train` (flags generated from TrainConfig's fields) and `logreg datasets`."""
+"""`logreg train`: flags generated from TrainConfig's fields."""
 
 from __future__ import annotations
 
@@ -113,9 +113,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (no progress lines)")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("datasets", help="list the built-in datasets")
-    p.add_argument("--json", action="store_true", help="print one JSON list on stdout")
-    p.set_defaults(func=cmd_datasets)
 
 
 def _print_result(result, config: TrainConfig, header: bool = True) -> None:
@@ -310,18 +307,3 @@ def _optimum_dict(optimum) -> dict | None:
         "tolerance": optimum.tolerance,
         "message": optimum.message,
     }
-
-
-def cmd_datasets(args) -> int:
-    from logreg.data import describe_datasets
-
-    rows = describe_datasets()
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    print(f"{'name':15s} {'shape':28s} {'classes':>7s}  source")
-    for r in rows:
-        classes = "-" if r["task"] == "regression" else str(r["n_classes"])
-        print(f"{r['name']:15s} {r['shape']:28s} {classes:>7s}  {r['source']}")
-    print("Your own data: logreg train --data FILE.csv|FILE.parquet --target COLUMN")
-    return 0

@@ -84,20 +84,21 @@ def class_labels(labels, name: str, target: str):
 
 
 def read_table(
-    path: str | Path, target: str, task: str = "classification"
+    path: str | Path, target: str, task: str = "classification", fmt: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Read a CSV or Parquet file into numeric features X and raw labels y."""
+    """Read a CSV or Parquet file (by its extension, or `fmt`) into numeric features X and raw
+    labels y."""
     import pandas as pd
 
     path = Path(path)
     if path.is_dir():
         raise LogregError(f"'{path}' is a directory. Pass a CSV or Parquet file to --data.")
     check_input_file(path, "--data", "Check the --data path.")
-    suffix = path.suffix.lower()
+    suffix = {"csv": ".csv", "parquet": ".parquet"}.get(fmt or "", path.suffix.lower())
     if suffix not in TABLE_SUFFIXES:
         raise LogregError(
-            f"File '{path}' is not CSV or Parquet (its extension is {suffix or 'missing'!r}). "
-            "Use a .csv or .parquet file."
+            f"File '{path}' is not CSV, Parquet or svmlight (its extension is {suffix or 'missing'!r}). "
+            "Use a .csv, .parquet or .svm file, or name its format with --format."
         )
     if path.stat().st_size == 0:
         raise LogregError(f"File '{path}' is empty. Pass a file with a header row and data rows.")

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from logreg.data import libsvm
 from logreg.data.files import read_table
 from logreg.data.registry import REGISTRY, check_task, model_task, parse_dataset
 from logreg.data.split import Split, make_split
+from logreg.data.svmlight import read_svmlight
+from logreg.paths import is_svmlight
 
 
-def _split_file(data: str, target: str, **split_args) -> Split:
-    X, y, meta = read_table(data, target, split_args.get("task", "classification"))
+def _split_file(data: str, target: str | None, fmt: str | None, **split_args) -> Split:
+    task = split_args.get("task", "classification")
+    if is_svmlight(data, fmt):
+        X, y, meta = read_svmlight(data, task=task)
+    else:
+        X, y, meta = read_table(data, target, task, fmt)
     return make_split(
         X,
         y,
@@ -26,7 +33,19 @@ def _split_file(data: str, target: str, **split_args) -> Split:
     )
 
 
+def _split_libsvm(dataset: str, seed: int, **split_args) -> Split:
+    """A fetched LIBSVM dataset; its own test file (if any) is the test part."""
+    X, y, meta = libsvm.load(dataset)
+    info = libsvm.LIBSVM[dataset]
+    source = f"LIBSVM {info.train_file}" + (f" + {info.test_file}" if info.test_file else "")
+    return make_split(
+        X, y, name=dataset, source=source, seed=seed, metadata=meta, test_rows=meta["test_rows"], **split_args
+    )
+
+
 def _split_registry(dataset: str, seed: int, **split_args) -> Split:
+    if dataset in libsvm.LIBSVM:
+        return _split_libsvm(dataset, seed, **split_args)
     name, kwargs = parse_dataset(dataset)
     info = REGISTRY[name]
     X, y, meta = info.make(seed, **kwargs)
@@ -65,10 +84,11 @@ def _cached_split(
     dtype: str,
     mtime: float,
     task: str = "classification",
+    fmt: str | None = None,
 ) -> Split:
     split_args = {"test_size": test_size, "val_size": val_size, "standardize": standardize, "dtype": dtype}
     if data is not None:
-        return _split_file(data, target, seed=seed, task=task, **split_args)
+        return _split_file(data, target, fmt, seed=seed, task=task, **split_args)
     return _split_registry(dataset, seed, **split_args)
 
 
@@ -95,4 +115,5 @@ def load_split(config) -> Split:
         config.dtype,
         mtime,
         model_task(model),
+        getattr(config, "format", None),
     )

@@ -135,6 +135,68 @@ def _synthetic(seed: int, n: int = SYNTHETIC_DEFAULTS["n"], d: int = SYNTHETIC_D
     return X, y, {"w_star": w_star, "bayes_p": p}
 
 
+TEXT_DEFAULTS = {"n": 20_000, "d": 50_000, "nnz": 50}
+TEXT_ZIPF_EXPONENT = 1.1  # word frequencies in text fall off about as 1 / rank^1.1
+TEXT_TOPIC_WORDS = 2_000
+TEXT_SIGNAL = 4.0  # P(y=1 | x) = sigmoid(TEXT_SIGNAL * the standardised score x . w*)
+
+
+def _text(
+    seed: int, n: int = TEXT_DEFAULTS["n"], d: int = TEXT_DEFAULTS["d"], nnz: int = TEXT_DEFAULTS["nnz"]
+):
+    # A text-like sparse problem, as rcv1 or news20 look: each row draws `nnz` words from a Zipf
+    # law over d columns (repeats count), values log(1 + count), rows scaled to unit L2 norm (as
+    # tf-idf rows are). y ~ Bernoulli(sigmoid(TEXT_SIGNAL * z)), z = x . w* standardised.
+    # Nothing dense of size n x d is made: n * nnz draws and a CSR matrix.
+    import scipy.sparse as sp
+
+    if 2 * nnz > d:
+        raise LogregError(
+            f"text:nnz={nnz} needs at least {2 * nnz} columns (d={d}): rows draw distinct words. "
+            "Use nnz <= d / 2."
+        )
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(np.arange(1, d + 1, dtype=np.float64) ** -TEXT_ZIPF_EXPONENT)
+    cdf /= cdf[-1]
+    # Each row draws words until it holds `nnz` distinct ones (a repeat raises a word's count):
+    # 3 nnz draws a row at once, kept up to the nnz-th distinct word; the few rows short of
+    # distinct words draw again, with twice as many.
+    parts, rows, draws = [], np.arange(n, dtype=np.int64), 3 * nnz
+    while len(rows):
+        keys = np.repeat(rows * d, draws) + np.searchsorted(cdf, rng.random(len(rows) * draws))
+        keys = np.minimum(keys, np.repeat(rows * d + d - 1, draws))
+        words, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")  # by row, then in the order drawn
+        words, counts = words[order], counts[order]
+        row = words // d
+        rank = np.arange(len(words)) - np.searchsorted(row, row)  # 0, 1, ... within each row
+        full = np.bincount(row, minlength=n)[rows] >= nnz
+        keep = (rank < nnz) & np.isin(row, rows[full])
+        parts.append((words[keep], counts[keep]))
+        rows, draws = rows[~full], 2 * draws
+    words = np.concatenate([w for w, _ in parts])
+    counts = np.concatenate([c for _, c in parts])
+    X = sp.csr_array((counts.astype(np.float64), (words // d, words % d)), shape=(n, d))
+    if X.nnz < 2**31 and d < 2**31:  # 32-bit indices, as scipy's own readers and writers use
+        X.indices, X.indptr = X.indices.astype(np.int32), X.indptr.astype(np.int32)
+    np.log1p(X.data, out=X.data)
+    norms = np.sqrt(np.add.reduceat(X.data**2, X.indptr[:-1])) if X.nnz else np.ones(n)
+    X.data /= np.repeat(norms, np.diff(X.indptr))
+    # The label depends on the TEXT_TOPIC_WORDS most frequent words (as a topic shows in common
+    # words); the rarer ones are noise a model can overfit.
+    w_star = np.zeros(d)
+    w_star[: min(d, TEXT_TOPIC_WORDS)] = rng.standard_normal(min(d, TEXT_TOPIC_WORDS))
+    z = X @ w_star
+    z = (z - z.mean()) / (z.std() or 1.0)
+    p = 1.0 / (1.0 + np.exp(-TEXT_SIGNAL * z))
+    y = (rng.random(n) < p).astype(np.int64)
+    return X, y, {"w_star": w_star, "bayes_p": p}
+
+
+SIZE_PARAMETERS = {"synthetic": SYNTHETIC_DEFAULTS, "text": TEXT_DEFAULTS}
+"""The generators' size parameters (name:n=N,d=D,...) and their defaults."""
+
+
 REGISTRY: dict[str, DatasetInfo] = {
     d.name: d
     for d in [
@@ -171,6 +233,14 @@ REGISTRY: dict[str, DatasetInfo] = {
             2,
         ),
         DatasetInfo(
+            "text",
+            "generator, sparse: Zipf word counts, rows of unit norm, y ~ Bernoulli(sigmoid(4 z)); "
+            "size as text:n=N,d=D,nnz=K (non-zeros per row)",
+            _text,
+            "n x d sparse (default {n} x {d}, {nnz} per row)".format(**TEXT_DEFAULTS),
+            2,
+        ),
+        DatasetInfo(
             "line",
             "tutorial toy for model linear: x = 1, 2, 3 -> y = 2, 4, 6",
             _line,
@@ -196,11 +266,23 @@ def model_task(model: str) -> str:
     return "regression" if model == "linear" else "classification"
 
 
+def _task(spec: str) -> str:
+    """The task of a registry dataset or a LIBSVM name (binary classification)."""
+    name = parse_dataset(spec)[0]
+    return REGISTRY[name].task if name in REGISTRY else "classification"
+
+
 def check_task(spec: str, model: str) -> None:
     """Raise LogregError when a registry dataset's task does not suit the model."""
-    info = REGISTRY[parse_dataset(spec)[0]]
-    if info.task == model_task(model):
+    if _task(spec) == model_task(model):
         return
+    name = parse_dataset(spec)[0]
+    if name not in REGISTRY:
+        raise LogregError(
+            f"Dataset {name!r} is a classification dataset; model 'linear' needs a numeric target. "
+            "Use --model logistic."
+        )
+    info = REGISTRY[name]
     if info.task == "regression":
         raise LogregError(
             f"Dataset {info.name!r} is a regression dataset; model {model!r} needs classes. "
@@ -216,30 +298,36 @@ def check_task(spec: str, model: str) -> None:
 
 def suits(spec: str, model: str) -> bool:
     """Whether a registry dataset's task suits the model (experiment cells skip the others)."""
-    return REGISTRY[parse_dataset(spec)[0]].task == model_task(model)
+    return _task(spec) == model_task(model)
 
 
 def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
     """Split 'synthetic:n=1000,d=10' into ('synthetic', {'n': 1000, 'd': 10})."""
+    from logreg.data.libsvm import LIBSVM
+
     name, _, args = spec.partition(":")
-    if name not in REGISTRY:
+    if name not in REGISTRY and name not in LIBSVM:
         raise LogregError(
-            f"Unknown dataset {clip(repr(name))}. Available datasets: {', '.join(REGISTRY)} "
-            "(or --data FILE --target COLUMN for your own CSV/Parquet)."
+            f"Unknown dataset {clip(repr(name))}. Available datasets: {', '.join(REGISTRY)}; "
+            f"LIBSVM's, once fetched (logreg datasets fetch NAME): {', '.join(LIBSVM)} "
+            "(or --data FILE for your own CSV, Parquet or svmlight file)."
         )
     kwargs: dict[str, int] = {}
     if args:
-        if name != "synthetic":
+        if name not in SIZE_PARAMETERS:
             raise LogregError(
                 f"Dataset {name!r} takes no size parameters. Got {clip(repr(spec))}; use {name!r}."
             )
+        defaults = SIZE_PARAMETERS[name]
         for item in args.split(","):
             key, eq, value = item.partition("=")
             key = key.strip()
-            if key not in SYNTHETIC_DEFAULTS or not eq:
+            if key not in defaults or not eq:
+                form = ",".join(f"{k}={k.upper()}" for k in defaults)
+                example = ",".join(f"{k}={v}" for k, v in defaults.items())
                 raise LogregError(
-                    f"Bad synthetic parameter {clip(repr(item))}. Use synthetic:n=N,d=D "
-                    "with whole numbers, e.g. synthetic:n=1000000,d=100."
+                    f"Bad {name} parameter {clip(repr(item))}. Use {name}:{form} "
+                    f"with whole numbers, e.g. {name}:{example}."
                 )
             try:
                 number = int(float(value)) if "e" in value.lower() else int(value)
@@ -247,7 +335,7 @@ def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
                 number = None
             if number is None or number < 1 or (key == "n" and number < 10):
                 raise LogregError(
-                    f"The synthetic parameter {key!r} must be a whole number >= "
+                    f"The {name} parameter {key!r} must be a whole number >= "
                     f"{10 if key == 'n' else 1}. Got {clip(repr(value))}."
                 )
             kwargs[key] = number

@@ -54,8 +54,16 @@ class Split:
     def n_samples(self) -> int:
         return len(self.y_train) + len(self.y_val) + len(self.y_test)
 
-    def transform(self, X_raw: np.ndarray) -> np.ndarray:
-        """Standardise raw feature rows with the training part's statistics."""
+    @property
+    def sparse(self) -> bool:
+        """Whether the parts are scipy CSR matrices (svmlight files, the text generator)."""
+        return is_sparse(self.X_train)
+
+    def transform(self, X_raw):
+        """Standardise raw feature rows with the training part's statistics (sparse rows: scaled
+        only, as the split's were)."""
+        if is_sparse(X_raw):
+            return _scaled_csr(X_raw.astype(np.float64), self.scale)
         return (np.asarray(X_raw, dtype=np.float64) - self.mean) / self.scale
 
     @functools.cached_property
@@ -72,11 +80,32 @@ class Split:
         }
 
 
+def is_sparse(X) -> bool:
+    import scipy.sparse as sp
+
+    return sp.issparse(X)
+
+
 def _digest(*arrays) -> str:
+    """sha256 of every value (a sparse matrix: its shape, row pointers, column indices, values)."""
     h = hashlib.sha256()
     for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
+        if is_sparse(a):
+            h.update(np.asarray(a.shape, dtype=np.int64).tobytes())
+            for part in (a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data):
+                h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
+
+
+def _scaled_csr(X, scale):
+    """A CSR copy of X with column j divided by scale[j] (zeros stay zeros: no centring)."""
+    import scipy.sparse as sp
+
+    X = sp.csr_array(X, copy=True)
+    X.data /= scale[X.indices].astype(X.dtype)
+    return X
 
 
 def encode_labels(y_raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -107,8 +136,30 @@ def _stratified_indices(y: np.ndarray, frac: float, rng: np.random.Generator):
     return rest_idx, held_idx
 
 
+def _check_sparse_features(X, name: str, feature_names, dtype: str):
+    """A scipy sparse X as a CSR array of `dtype` with finite values; names only when given."""
+    import scipy.sparse as sp
+
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise LogregError(f"X must be a 2-D matrix with at least one column. Got shape {X.shape}.")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise LogregError(f"X must be numeric. Got dtype {X.dtype}; encode the features as numbers.")
+    X = sp.csr_array(X, dtype=dtype)
+    X.sum_duplicates()
+    X.sort_indices()
+    if not np.isfinite(X.data).all():
+        bad = sorted({int(j) for j in X.indices[~np.isfinite(X.data)]})[:5]
+        raise LogregError(
+            f"Features with NaN or infinite values in {name}: columns {bad}. Impute or drop those rows."
+        )
+    # A million columns would need a million names: sparse data is named by column index.
+    return X, tuple(feature_names or ())
+
+
 def _check_features(X, name: str, feature_names, dtype: str):
     """X as a 2-D numeric array of `dtype` with finite values, and its feature names."""
+    if is_sparse(X):
+        return _check_sparse_features(X, name, feature_names, dtype)
     try:
         X = np.asarray(X)
     except (ValueError, TypeError) as exc:  # e.g. rows of different lengths
@@ -165,14 +216,25 @@ def _check_targets(y_raw, n_rows: int, name: str):
 
 
 def _split_indices(
-    y, name: str, seed: int, test_size: float, val_size: float, evaluate_on_train: bool, classes: bool = True
+    y,
+    name: str,
+    seed: int,
+    test_size: float,
+    val_size: float,
+    evaluate_on_train: bool,
+    classes: bool = True,
+    test_rows: int = 0,
 ):
-    """Row indices (train, validation, test): stratified and seeded; all rows when too small to split."""
+    """Row indices (train, validation, test): stratified and seeded; all rows when too small to
+    split; the last `test_rows` rows as the test part when the data comes with its own."""
     if evaluate_on_train:
         everything = np.arange(len(y))
         return everything, everything, everything
     rng = np.random.default_rng(seed)
-    rest, te = _stratified_indices(y, test_size, rng)
+    if test_rows:
+        rest, te = np.arange(len(y) - test_rows), np.arange(len(y) - test_rows, len(y))
+    else:
+        rest, te = _stratified_indices(y, test_size, rng)
     tr_local, va_local = _stratified_indices(y[rest], val_size, rng)
     tr, va = rest[tr_local], rest[va_local]
     for part, idx in (("test", te), ("validation", va), ("training", tr)):
@@ -190,6 +252,15 @@ def _statistics(X_train, standardize: bool):
     """Per-feature mean and scale of the training part (0 and 1 when not standardising)."""
     if not standardize:
         return np.zeros(X_train.shape[1]), np.ones(X_train.shape[1])
+    if is_sparse(X_train):
+        # Scale only, never centre (centring would fill every zero): by each column's largest
+        # |value|, as MaxAbsScaler. Values stay in [-1, 1] with their zeros and signs. Dividing by
+        # the standard deviation (StandardScaler(with_mean=False)) would blow a word seen once in
+        # 18,000 rows up about 130-fold, and rare words would then dominate the fit.
+        scale = np.zeros(X_train.shape[1])
+        np.maximum.at(scale, X_train.indices, np.abs(X_train.data.astype(np.float64)))
+        scale[scale < np.finfo(X_train.dtype).tiny] = 1.0
+        return np.zeros(X_train.shape[1]), scale
     mean = X_train.mean(axis=0, dtype=np.float64)
     scale = X_train.std(axis=0, dtype=np.float64)
     # Constant features stay constant (as StandardScaler); so does a spread below the dtype's
@@ -201,6 +272,8 @@ def _statistics(X_train, standardize: bool):
 def _standardised(idx, *, X, X_train, tr, mean, scale, on: bool):
     """Rows `idx` of X, standardised in place of their copy with the training part's statistics."""
     A = X_train if idx is tr else X[idx]
+    if is_sparse(A):
+        return _read_only_csr(_scaled_csr(A, scale) if on else A)
     if on:
         A -= mean.astype(A.dtype)
         A /= scale.astype(A.dtype)
@@ -209,6 +282,12 @@ def _standardised(idx, *, X, X_train, tr, mean, scale, on: bool):
 
 def _read_only(A):
     A.flags.writeable = False
+    return A
+
+
+def _read_only_csr(A):
+    for part in (A.data, A.indices, A.indptr):
+        part.flags.writeable = False
     return A
 
 
@@ -228,11 +307,13 @@ def make_split(
     class_names=None,
     metadata=None,
     task: str = "classification",
+    test_rows: int = 0,
 ) -> Split:
     """Validate arrays, encode labels, split (stratified, seeded) and standardise.
 
     task 'regression' keeps y as numeric targets (float64, not standardised) and splits at
-    random (n_classes 0).
+    random (n_classes 0). `test_rows` > 0: the last rows are the test part (a dataset's own test
+    file; test_size is then unused).
     """
     X, feature_names = _check_features(X, name, feature_names, dtype)
     if task == "regression":
@@ -242,7 +323,14 @@ def make_split(
         y, classes = _check_labels(y_raw, X.shape[0], name, class_names)
         strata = y
     tr, va, te = _split_indices(
-        strata, name, seed, test_size, val_size, evaluate_on_train, classes=task != "regression"
+        strata,
+        name,
+        seed,
+        test_size,
+        val_size,
+        evaluate_on_train,
+        classes=task != "regression",
+        test_rows=test_rows,
     )
     X_train = X[tr]  # fancy indexing copies, so standardising in place is safe
     mean, scale = _statistics(X_train, standardize)

@@ -7,6 +7,7 @@ from torch import nn
 
 from logreg.impls import torch_common as tc
 from logreg.impls.base import batches, head_of
+from logreg.impls.torch_sparse import is_sparse_rows
 
 
 class LogisticRegression(nn.Module):
@@ -17,6 +18,8 @@ class LogisticRegression(nn.Module):
         self.linear = nn.Linear(n_features, n_outputs)
 
     def forward(self, X):
+        if is_sparse_rows(X):  # torch sparse CSR rows: X @ W^T + b with a stored-transpose backward
+            return tc.linear(X, self.linear.weight.t(), self.linear.bias)
         return self.linear(X)
 
 

@@ -18,6 +18,10 @@ For speed the bias is folded into the weights (the textbook trick): with a
 column of ones appended, X1 = [X, 1] and W1 = [W; b], step 1 is Z = X1 W1 and
 step 4 is dL/dW1 = X1^T R / n, whose last row is sum_i R_i / n = dL/db. One
 matrix product then gives both gradients, and the optimizer updates one array.
+
+Sparse X (a scipy CSR matrix) keeps its zeros: no column of ones is appended (it would add n
+stored values and a copy); the bias is explicit, Z = X W + b and dL/db = sum_i R_i / n, and
+the two products are scipy's CSR kernels. The optimizer still updates the one array W1.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from scipy import sparse
 
 from logreg.impls.base import Data, batches, block_rows, head_of
 from logreg.optim import make_optimizer, scheduled_lr
@@ -145,6 +150,9 @@ class Model:
         self.opt = make_optimizer(config, [self.W1], [decay])
 
     def put(self, X, y):
+        if sparse.issparse(X):  # CSR in this dtype; the bias stays explicit
+            X = sparse.csr_array(X, dtype=self.dtype)
+            return Data(X, targets(y, self.head, self.W1.shape[1], self.dtype), np.asarray(y))
         X = np.asarray(X)
         X1 = np.empty((len(X), X.shape[1] + 1), dtype=self.dtype)  # [X, 1], converted once
         X1[:, :-1] = X
@@ -153,6 +161,10 @@ class Model:
 
     def residual(self, X1b, Yb, buf=None):
         # Steps 1 and 3: R = P - Y, computed in a reused buffer.
+        if sparse.issparse(X1b):
+            Z = X1b @ self.W
+            Z += self.b
+            return output_residual(Z, Yb, self.head)
         m = len(X1b)
         if buf is None:
             if len(self._Z) < m:
@@ -161,9 +173,19 @@ class Model:
         Z = np.matmul(X1b, self.W1, out=buf[:m])
         return output_residual(Z, Yb, self.head)
 
+    def _sparse_gradient_sum(self, X, Y):
+        # Steps 1-4 on CSR rows: X^T R for W, the column sums of R for b.
+        R = self.residual(X, Y)
+        G = np.empty_like(self.W1)
+        G[:-1] = X.T @ R
+        G[-1] = R.sum(axis=0)
+        return G
+
     def _gradient_sum(self, X1, Y):
         # Steps 1-4 over some rows, block by block: each block's two products run
         # while it is in cache, so these rows are read from memory once.
+        if sparse.issparse(X1):
+            return self._sparse_gradient_sum(X1, Y)
         G = None
         buf = np.empty((min(self.block, len(X1)), self.W1.shape[1]), dtype=self.dtype)
         for rows in batches(len(X1), None, None, self.block):
@@ -177,7 +199,7 @@ class Model:
 
     def train_epoch(self, data, order=None) -> None:
         X1, Y, _ = data
-        n = len(X1)
+        n = X1.shape[0]
         # The schedule's learning rate for this epoch (optim.scheduled_lr).
         self.opt.lr = self.lr_used = scheduled_lr(self.config, self.epochs_done)
         self.epochs_done += 1
@@ -186,7 +208,7 @@ class Model:
             # large batches are split in contiguous parts, one per core, whose
             # gradient sums are added up (step 4 is a sum over rows).
             threads = min(_CORES, n // (self.block * MIN_BLOCKS_PER_THREAD))
-            if threads <= 1:
+            if threads <= 1 or sparse.issparse(X1):
                 G = self._gradient_sum(X1, Y)
             else:
                 bounds = np.linspace(0, n, threads + 1).astype(int)
@@ -197,8 +219,11 @@ class Model:
             return
         for idx in batches(n, order, self.batch_size, None):
             X1b = X1[idx]
-            R = self.residual(X1b, Y[idx])
-            G = X1b.T @ R
+            if sparse.issparse(X1b):
+                G = self._sparse_gradient_sum(X1b, Y[idx])
+            else:
+                R = self.residual(X1b, Y[idx])
+                G = X1b.T @ R
             G /= len(idx)
             self.opt.step([G])
 
@@ -206,6 +231,8 @@ class Model:
         pass
 
     def _logits(self, X1):
+        if sparse.issparse(X1):
+            return X1 @ self.W + self.b
         out = np.empty((len(X1), self.W1.shape[1]), dtype=self.dtype)
         for rows in batches(len(X1), None, None, self.block * 8):
             np.matmul(X1[rows], self.W1, out=out[rows])

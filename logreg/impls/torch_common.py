@@ -7,8 +7,10 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import sparse
 
 from logreg.impls.base import TORCH_CPU_BLOCK_BYTES, Data, block_rows
+from logreg.impls.torch_sparse import SparseRows, is_sparse_rows, sparse_matmul
 from logreg.timing import synchronize
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -18,16 +20,27 @@ def put(X, y, head: str, dtype, device):
     """Convert once and move to the device: X (n, d); y as (n, 1) floats or (n,) class ids.
 
     `head` is impls.base.head_of's: binary, multinomial or regression (y: (n, 1) float targets).
+    A scipy sparse X becomes SparseRows (a torch sparse CSR tensor; impls/torch_sparse.py).
     """
     with warnings.catch_warnings():
         # Split arrays are read-only and shared; torch only reads them (zero copy on the CPU).
         warnings.simplefilter("ignore", UserWarning)
-        Xt = torch.as_tensor(np.ascontiguousarray(X)).to(device=device, dtype=dtype)
+        if sparse.issparse(X):
+            Xt = SparseRows(sparse.csr_array(X), dtype, device)
+        else:
+            Xt = torch.as_tensor(np.ascontiguousarray(X)).to(device=device, dtype=dtype)
         yt = torch.as_tensor(np.asarray(y)).to(device)
     if head == "regression":
         yt = yt.to(dtype)
     target = yt.long() if head == "multinomial" else yt.to(dtype).unsqueeze(1)
     return Data(Xt, target, yt)
+
+
+def linear(X, W, b):
+    """X @ W + b for dense rows (one addmm) or SparseRows (torch_sparse.sparse_matmul)."""
+    if is_sparse_rows(X):
+        return sparse_matmul(X, W) + b
+    return torch.addmm(b, X, W)
 
 
 def loss_fn(Z, target, head: str, reduction: str = "mean"):
@@ -48,8 +61,9 @@ def unhooked_step(opt):
 
 
 def cpu_block(device, X) -> int | None:
-    """Rows per cache-sized block for full-batch epochs on the CPU; None on CUDA."""
-    if torch.device(device).type != "cpu":
+    """Rows per cache-sized block for full-batch epochs on the CPU; None on CUDA (and for sparse
+    rows: one CSR product per epoch)."""
+    if torch.device(device).type != "cpu" or is_sparse_rows(X):
         return None  # GPU memory has no cache to exploit this way: one pass at full bandwidth
     return block_rows(X.shape[1], X.element_size(), TORCH_CPU_BLOCK_BYTES)
 
@@ -150,6 +164,7 @@ __all__ = [
     "cpu_block",
     "evaluate",
     "full_batch_loss",
+    "linear",
     "loss_fn",
     "make_loss",
     "predict_proba",

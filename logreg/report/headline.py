@@ -38,7 +38,7 @@ def _fastest(df) -> list[str]:
         if good.empty or good["fit_seconds"].isna().all():
             continue
         best = good.loc[good["fit_seconds"].idxmin()]
-        out.append(f"{dataset} {best['impl']}/{best['optimizer']} ({best['fit_seconds'] * 1e3:.3g} ms)")
+        out.append(f"{dataset} {best['impl']}/{best['optimizer']} (fit {best['fit_seconds'] * 1e3:.3g} ms)")
     return out
 
 

@@ -120,7 +120,10 @@ def dataset_inputs(split) -> list:
             "features": json.dumps(_tensor(X.dtype, [-1, X.shape[1]])),
             "targets": json.dumps(_tensor(y.dtype, [-1])),
         }
-        profile = json.dumps({"features_shape": list(X.shape), "targets_shape": list(y.shape)})
+        profile = {"features_shape": list(X.shape), "targets_shape": list(y.shape)}
+        if split.sparse:
+            profile.update(features_format="csr", features_nnz=int(X.nnz))
+        profile = json.dumps(profile)
         schema = json.dumps({"mlflow_tensorspec": spec})
         dataset = Dataset(split.name, digest, source_type, json.dumps(source), schema, profile)
         inputs.append(DatasetInput(dataset, [InputTag("mlflow.data.context", context)]))

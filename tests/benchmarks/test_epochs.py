@@ -1,6 +1,6 @@
 """pytest-benchmark: one training epoch per implementation x {small, large} x device.
 
-Outside the default test run; `nox -s bench` runs it (see README, "Benchmarks").
+Outside the default test run; `nox -s bench` runs it (see docs/speed.md, "Benchmarks").
 The device comes from LOGREG_BENCH_DEVICE (cpu by default, or cuda), so that each
 device keeps its own baseline folder under results/benchmarks/<device>/.
 CUDA work is synchronised inside the benchmarked function (pytest-benchmark reads

@@ -1,0 +1,254 @@
+"""Sparse input: svmlight files, the text generator, CSR training in every implementation, F*.
+
+References: scikit-learn's svmlight writer and MaxAbsScaler, the dense path of the same
+implementations (itself tested against scikit-learn elsewhere), and a dense F* solve.
+"""
+
+from __future__ import annotations
+
+import bz2
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file
+from sklearn.preprocessing import MaxAbsScaler
+
+from logreg import LogregError, TrainConfig, load_split, make_split, train
+from logreg.config import IMPL_NAMES, OPTIMIZER_NAMES
+from logreg.data.registry import _text
+from logreg.data.svmlight import read_svmlight
+from logreg.optimum import exact_optimum
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def text_data():
+    return _text(0, n=600, d=400, nnz=12)
+
+
+@pytest.fixture
+def svm_file(tmp_path, text_data):
+    X, y, _ = text_data
+    path = tmp_path / "text.svm"
+    dump_svmlight_file(X, np.where(y == 1, 1, -1), str(path), zero_based=False)
+    return path
+
+
+def test_text_generator_is_sparse_exact_and_deterministic():
+    X, y, meta = _text(3, n=500, d=1000, nnz=20)
+    assert sp.issparse(X) and X.shape == (500, 1000)
+    assert (np.diff(X.indptr) == 20).all()  # exactly nnz distinct words per row
+    assert np.allclose(sp.linalg.norm(X, axis=1), 1.0)  # unit rows, as tf-idf
+    X2, y2, _ = _text(3, n=500, d=1000, nnz=20)
+    assert (X != X2).nnz == 0 and (y == y2).all()
+    # Zipf: the first columns are far more frequent than the last ones.
+    counts = np.bincount(X.indices, minlength=1000)
+    assert counts[:10].sum() > 10 * counts[-100:].sum()
+    with pytest.raises(LogregError, match=r"text:nnz=30 needs at least 60 columns"):
+        _text(0, n=10, d=50, nnz=30)
+
+
+def test_registry_names_the_text_generator_sizes():
+    split = load_split(TrainConfig(dataset="text:n=400,d=300,nnz=10"))
+    assert split.sparse and split.n_features == 300 and split.n_samples == 400
+    with pytest.raises(LogregError, match=r"Bad text parameter 'rows=5'.*Use text:n=N,d=D,nnz=NNZ"):
+        load_split(TrainConfig(dataset="text:rows=5"))
+
+
+def test_svmlight_file_reads_as_csr_with_its_labels(svm_file, text_data):
+    X, y, meta = read_svmlight(svm_file)
+    assert sp.issparse(X) and X.shape == text_data[0].shape
+    assert np.allclose(X.toarray(), text_data[0].toarray())
+    assert set(np.unique(y)) == {-1, 1} and meta["format"] == "svmlight" and len(meta["sha256"]) == 64
+    compressed = svm_file.with_suffix(".svm.bz2")
+    compressed.write_bytes(bz2.compress(svm_file.read_bytes()))
+    Xc, yc, _ = read_svmlight(compressed)
+    assert (Xc != X).nnz == 0 and (yc == y).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("1 1:0.5 3:1\n-1 2:1 2:3\n", r"line 2: index 2 after 2: indices must increase"),
+        ("1 1:0.5\n1 0:1\n", r"line 2: index 0: LIBSVM indices start at 1"),
+        ("1 1:0.5\n-1 2:1\n1 4:abc\n", r"line 3: the value 'abc' of index 4 is not a number"),
+        ("yes 1:0.5\n", r"line 1: the label 'yes' is not a number"),
+        ("1 1:0.5\n1 3:1 2:1\n", r"line 2: index 2 after 3"),
+    ],
+)
+def test_a_bad_svmlight_line_is_one_line_naming_it(tmp_path, content, message):
+    path = tmp_path / "bad.svm"
+    path.write_text(content)
+    with pytest.raises(LogregError, match=message) as err:
+        read_svmlight(path)
+    assert "\n" not in str(err.value) and "bad.svm" in str(err.value)
+
+
+def test_a_broken_compressed_file_is_one_line(tmp_path):
+    path = tmp_path / "broken.svm.bz2"
+    path.write_bytes(b"not bzip2 at all")
+    with pytest.raises(LogregError, match=r"could not be decompressed"):
+        read_svmlight(path)
+
+
+def test_sparse_split_scales_by_max_abs_and_never_centres(text_data):
+    X, y, _ = text_data
+    split = make_split(X, y, dtype="float64", name="text")
+    assert split.sparse and not np.any(split.mean)
+    raw_train = sp.csr_array(split.X_train.multiply(split.scale))  # the scaling undone
+    reference = MaxAbsScaler().fit(raw_train)
+    assert np.allclose(split.scale, np.where(reference.scale_ == 0, 1.0, reference.scale_))
+    assert abs(split.X_train).max() <= 1.0 + 1e-12
+    # The digest covers every stored value: change one and it changes.
+    X2 = X.copy()
+    X2.data[7] *= 1.5
+    assert make_split(X2, y, dtype="float64").digest != split.digest
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_three_implementations_agree_on_sparse_data_in_float64(text_data, batch_size, n_classes):
+    X, y, _ = text_data
+    labels = y if n_classes == 2 else (X @ np.random.default_rng(0).normal(size=(X.shape[1], 3))).argmax(1)
+    split = make_split(X, labels, dtype="float64", name="text")
+    for optimizer in OPTIMIZER_NAMES:
+        histories = {}
+        for impl in IMPL_NAMES:
+            config = TrainConfig(
+                impl=impl,
+                optimizer=optimizer,
+                epochs=8,
+                dtype="float64",
+                batch_size=batch_size,
+                weight_decay=1e-3,
+            )
+            histories[impl] = np.array(train(config, split=split).history["train_loss"])
+        for impl in ("autograd", "module"):
+            np.testing.assert_allclose(
+                histories[impl], histories["numpy"], rtol=1e-9, err_msg=f"{impl} {optimizer}"
+            )
+
+
+def test_sparse_training_equals_the_dense_path(text_data):
+    """The same rows given dense (scaled identically) train to the same loss history."""
+    X, y, _ = text_data
+    sparse_split = make_split(X, y, dtype="float64", standardize=False)
+    dense_split = make_split(X.toarray(), y, dtype="float64", standardize=False)
+    for impl in IMPL_NAMES:
+        config = TrainConfig(impl=impl, epochs=6, dtype="float64", batch_size=64)
+        a = train(config, split=sparse_split).history["train_loss"]
+        b = train(config, split=dense_split).history["train_loss"]
+        np.testing.assert_allclose(a, b, rtol=1e-9, err_msg=impl)
+
+
+def test_linear_model_trains_on_sparse_rows(text_data):
+    X, _, _ = text_data
+    target = X @ np.linspace(-1, 1, X.shape[1]) + 0.5
+    split = make_split(X, target, dtype="float64", task="regression")
+    losses = {
+        impl: train(TrainConfig(impl=impl, model="linear", dtype="float64", epochs=5), split=split).history[
+            "train_loss"
+        ]
+        for impl in IMPL_NAMES
+    }
+    for impl in ("autograd", "module"):
+        np.testing.assert_allclose(losses[impl], losses["numpy"], rtol=1e-9)
+
+
+@pytest.mark.parametrize(("model", "wd"), [("logistic", 1e-3), ("logistic", 0.0), ("linear", 1e-3)])
+def test_exact_optimum_on_csr_equals_the_dense_solve(text_data, model, wd):
+    X, y, _ = text_data
+    target = y.astype(float) if model == "linear" else y
+    sparse_opt = exact_optimum(X, target, 0 if model == "linear" else 2, model, wd)
+    dense_opt = exact_optimum(X.toarray(), target, 0 if model == "linear" else 2, model, wd)
+    if not dense_opt.finite:
+        assert not sparse_opt.finite and "no finite optimum" in sparse_opt.message
+        return
+    assert sparse_opt.value == pytest.approx(dense_opt.value, rel=1e-10)
+
+
+def test_exact_optimum_multinomial_on_csr(text_data):
+    X, _, _ = text_data
+    labels = (X @ np.random.default_rng(1).normal(size=(X.shape[1], 3))).argmax(1)
+    a = exact_optimum(X, labels, 3, "logistic", 1e-3)
+    b = exact_optimum(X.toarray(), labels, 3, "logistic", 1e-3)
+    assert a.value == pytest.approx(b.value, rel=1e-10)
+
+
+def test_mlp_and_compile_refuse_sparse_data_in_one_line(text_data):
+    X, y, _ = text_data
+    split = make_split(X, y)
+    with pytest.raises(LogregError, match=r"The mlp takes dense features.*Use --model logistic"):
+        train(TrainConfig(model="mlp"), split=split)
+    with pytest.raises(LogregError, match=r"torch.compile does not take sparse tensors.*--no-compile"):
+        train(TrainConfig(impl="module", compile=True), split=split)
+
+
+def test_cli_trains_on_an_svmlight_file(run_cli, svm_file):
+    status, out, err = run_cli("train", "--data", svm_file, "--impl", "autograd", "--epochs", "5", "--quiet")
+    assert status == 0, err
+    assert "text.svm" in out and "test" in out
+
+
+def test_cli_bad_svmlight_line_exits_2(run_cli, tmp_path):
+    path = tmp_path / "bad.libsvm"
+    path.write_text("1 1:1\n-1 1:2\n1 0:3\n")
+    status, out, err = run_cli("train", "--data", path)
+    assert status == 2 and err.count("\n") == 1 and "line 3: index 0" in err
+
+
+def test_format_flag_reads_an_svmlight_file_of_any_name(run_cli, svm_file):
+    other = svm_file.with_name("text.txt")
+    other.write_bytes(svm_file.read_bytes())
+    status, _, err = run_cli("train", "--data", other, "--epochs", "3", "--quiet")
+    assert status == 2 and "--format" in err
+    status, out, err = run_cli("train", "--data", other, "--format", "svmlight", "--epochs", "3", "--quiet")
+    assert status == 0, err
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+import numpy as np
+from sklearn.datasets import dump_svmlight_file
+from logreg.data.registry import _text
+from logreg import TrainConfig, train
+X, y, _ = _text(0, n=3000, d=1_000_000, nnz=20)
+dump_svmlight_file(X, y, sys.argv[1], zero_based=False)
+del X
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for impl in ("numpy", "autograd", "module"):
+    batch = None if impl != "module" else 256
+    r = train(TrainConfig(data=sys.argv[1], impl=impl, epochs=3, batch_size=batch))
+    assert r.status == "completed", r.message
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_a_million_columns_train_without_a_dense_copy(tmp_path):
+    """3,000 x 1,000,000: dense float32 X would be 12 GB; the peak stays a few hundred MB."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "wide.svm")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout.split()
+    before_kb, after_kb = map(int, out[-2:])
+    # Weights, gradients and optimizer state are a few dense d-vectors (8 MB each in float64):
+    # well under 1 GB. A dense n x d copy would need 12 GB.
+    assert after_kb < 1_000_000, f"peak {after_kb / 1024:.0f} MB"
+
+
+def test_every_impl_and_optimizer_trains_sparse_float32(text_data):
+    X, y, _ = text_data
+    split = make_split(X, y, name="text")
+    for impl, optimizer in itertools.product(IMPL_NAMES, OPTIMIZER_NAMES):
+        result = train(TrainConfig(impl=impl, optimizer=optimizer, epochs=20, batch_size=64), split=split)
+        assert result.status == "completed"
+        assert result.metrics["test_accuracy"] > 0.6, (impl, optimizer)
