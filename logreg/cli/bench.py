@@ -54,6 +54,13 @@ def add_parser(sub) -> None:
         help="measure the speed goals (roofline, small-data overhead) instead of the grid",
     )
     mode.add_argument(
+        "--sparse",
+        action="append",
+        metavar="N,D,NNZ",
+        help="sparse full-batch epochs on the text generator (n rows, d columns, nnz per row), "
+        "against scipy's X @ w + X.T @ r on the same matrix; repeat for several shapes",
+    )
+    mode.add_argument(
         "--time-to-target",
         action="store_true",
         help="goal 3: time to lbfgs's test accuracy - 0.002 on synthetic:n=1000000,d=100",
@@ -102,6 +109,8 @@ def cmd_throughput(args) -> int:
     if args.goals:
         run_goals(cfg.devices, args.out, command=_command(args, "--goals"), torch_threads=cfg.torch_threads)
         return 0
+    if args.sparse:
+        return _sparse(args, cfg)
     if args.time_to_target:
         rows = time_to_target(impls=cfg.impls, torch_threads=cfg.torch_threads)
         if args.out is not None:
@@ -110,4 +119,31 @@ def cmd_throughput(args) -> int:
     rows = run_throughput(cfg, args.tracking_uri, track=not args.no_track)
     if args.out is not None:
         print(f"wrote {write_csv(rows, args.out / ('throughput_' + '_'.join(cfg.devices) + '.csv'))}")
+    return 0
+
+
+def _sparse(args, cfg) -> int:
+    """`--sparse N,D,NNZ ...`: the sparse rows and their goals; sparse.md / .csv with --out."""
+    from logreg.bench.sparse import parse_shape, run_sparse, sparse_markdown
+    from logreg.paths import write_text
+    from logreg.report.tables import write_csv
+    from logreg.tracking import cpu_name
+
+    shapes = [parse_shape(s) for s in args.sparse]
+    rows = []
+    for shape in shapes:
+        for row in run_sparse(shape, cfg.impls, cfg.dtype, cfg.warmup, max(cfg.repeats, 5), cfg.seed):
+            rows.append(row)
+            print(
+                f"{row['dataset']:32s} {row['impl']:8s} epoch {row['epoch_seconds_median'] * 1e3:8.2f} ms  "
+                f"scipy pair {row['scipy_pair_seconds'] * 1e3:7.2f} ms  {row['ratio_to_scipy']:.2f}x "
+                f"(goal <= {row['goal']}x: {'met' if row['met'] else 'missed'})"
+            )
+    if args.out is not None:
+        import os
+
+        command = "logreg throughput " + " ".join(f"--sparse {s}" for s in args.sparse) + f" --out {args.out}"
+        machine = f"{cpu_name()}, {os.cpu_count()} cores"
+        print(f"wrote {write_csv(rows, args.out / 'sparse_cpu.csv')}")
+        print(f"wrote {write_text(args.out / 'sparse_cpu.md', sparse_markdown(rows, command, machine))}")
     return 0

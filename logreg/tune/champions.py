@@ -36,5 +36,8 @@ def register_champions(exp, finalized, tracker) -> list[str]:
 
 
 def _example(split):
-    """Five test rows as users pass them: raw (unstandardised) float64 feature rows."""
-    return split.X_test[:5].astype("float64") * split.scale + split.mean
+    """Test rows as users pass them: raw (unstandardised) float64 feature rows; five, or two of a
+    sparse split (dense in the example: thousands of columns each)."""
+    X = split.X_test[: 2 if split.sparse else 5]
+    X = X.toarray() if split.sparse else X
+    return X.astype("float64") * split.scale + split.mean

@@ -1,0 +1,127 @@
+"""Sparse throughput: a full-batch epoch on CSR data against scipy's own pair of products.
+
+The limit for one full-batch epoch of logistic regression on sparse X is the work it must do:
+one `X @ w` (the logits) and one `X.T @ r` (the gradient), each reading every stored value
+once. scipy's CSR kernels do exactly that; they are timed here in the same run, on the same
+matrix and thread count, and each implementation's epoch is reported as a multiple of them.
+Goals (the sparse issue): numpy at most 1.2x, autograd and module at most 2x on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from logreg.bench.timing import make_model, time_epochs
+from logreg.data import REGISTRY
+
+SPARSE_GOALS = {"numpy": 1.2, "autograd": 2.0, "module": 2.0}
+
+
+@dataclass(frozen=True)
+class SparseShape:
+    """n rows, d columns, nnz non-zeros per row (the text generator's parameters)."""
+
+    n: int
+    d: int
+    nnz: int
+
+    @property
+    def name(self) -> str:
+        return f"text:n={self.n},d={self.d},nnz={self.nnz}"
+
+
+def parse_shape(text: str) -> SparseShape:
+    """'N,D,NNZ' (numbers as 3e4 allowed) as a SparseShape; one line when malformed."""
+    from logreg.errors import LogregError
+
+    try:
+        n, d, nnz = (int(float(v)) for v in text.split(","))
+    except ValueError:
+        raise LogregError(
+            f"--sparse takes N,D,NNZ (rows, columns, non-zeros per row), e.g. 30000,200000,40. Got {text!r}."
+        ) from None
+    if min(n, d, nnz) < 1 or 2 * nnz > d:
+        raise LogregError(f"--sparse {text}: n, d and nnz must be >= 1 with nnz <= d / 2.")
+    return SparseShape(n, d, nnz)
+
+
+def scipy_pair_seconds(X, repeats: int) -> float:
+    """Median seconds of `X @ w` then `X.T @ r` with scipy's CSR kernels (the limit)."""
+    w = np.zeros((X.shape[1], 1), dtype=X.dtype)
+    r = np.ones((X.shape[0], 1), dtype=X.dtype)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        z = X @ w
+        g = X.T @ r
+        times.append(time.perf_counter() - t0)
+        del z, g
+    return statistics.median(times[1:])
+
+
+def run_sparse(
+    shape: SparseShape,
+    impls=("numpy", "autograd", "module"),
+    dtype: str = "float32",
+    warmup: int = 2,
+    repeats: int = 7,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per implementation: its median full-batch epoch and the scipy pair's, side by side
+    (the pair timed before and after each implementation's epochs; the median of both)."""
+    from logreg.timing import set_torch_threads
+
+    X, y, _ = REGISTRY["text"].make(seed, n=shape.n, d=shape.d, nnz=shape.nnz)
+    X = X.astype(dtype)
+    rows = []
+    for impl in impls:
+        threads = set_torch_threads(1, shape.n, shape.nnz) if impl != "numpy" else None
+        model = make_model(impl, "cpu", dtype, shape.d, None, "sgd", seed)
+        data = model.put(X, y)
+        before = scipy_pair_seconds(X, repeats)
+        epoch, _, times = time_epochs(model, data, shape.n, None, "cpu", warmup, repeats, seed)
+        after = scipy_pair_seconds(X, repeats)
+        limit = statistics.median([before, after])
+        rows.append(
+            {
+                "impl": impl,
+                "dataset": shape.name,
+                "n": shape.n,
+                "d": shape.d,
+                "nnz": int(X.nnz),
+                "dtype": dtype,
+                "torch_threads": threads or "",
+                "epoch_seconds_median": epoch,
+                "scipy_pair_seconds": limit,
+                "ratio_to_scipy": epoch / limit,
+                "goal": SPARSE_GOALS[impl],
+                "met": epoch / limit <= SPARSE_GOALS[impl],
+                "host_load_per_core": os.getloadavg()[0] / (os.cpu_count() or 1),
+            }
+        )
+        del model, data
+    return rows
+
+
+def sparse_markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
+    """The rows as a Markdown table with the command and the machine."""
+    lines = [
+        f"Sparse full-batch epochs (SGD, one thread) against scipy's `X @ w` + `X.T @ r` on the same "
+        f"matrix, timed in the same run; {machine}.",
+        "",
+        "| data | nnz | impl | epoch ms | scipy pair ms | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['nnz']:,} | {r['impl']} | {r['epoch_seconds_median'] * 1e3:.2f} | "
+            f"{r['scipy_pair_seconds'] * 1e3:.2f} | {r['ratio_to_scipy']:.2f}x | <= {r['goal']}x | "
+            f"{'yes' if r['met'] else 'no'} |"
+        )
+    return "\n".join(lines + ["", f"Command: `{command}`", ""])
