@@ -7,6 +7,7 @@ implementations (itself tested against scikit-learn elsewhere), and a dense F* s
 from __future__ import annotations
 
 import bz2
+import re
 import itertools
 import subprocess
 import sys
@@ -284,3 +285,31 @@ def test_a_30000_by_200000_file_trains_under_1_5_gb(tmp_path):
     ).stdout.split()
     peak_kb = int(out[-1])
     assert peak_kb < 1.5 * 2**20, f"peak {peak_kb / 1024:.0f} MB"
+
+
+def test_throughput_sparse_rows_time_every_impl_against_scipys_pair(run_cli, tmp_path):
+    status, out, err = run_cli("throughput", "--sparse", "300,2000,10", "--repeats", "1", "--out", tmp_path)
+    assert status == 0, err
+    for impl in IMPL_NAMES:
+        assert re.search(rf"text:n=300,d=2000,nnz=10 +{impl} +epoch .* ms +scipy pair .* ms", out)
+    table = (tmp_path / "sparse_cpu.md").read_text()
+    assert table.count("| text:n=300,d=2000,nnz=10 | 3,000 |") == 3 and "scipy" in table
+    status, _, err = run_cli("throughput", "--sparse", "10,10,8")
+    assert status == 2 and "nnz <= d / 2" in err
+
+
+@pytest.mark.cuda
+def test_sparse_training_on_cuda_equals_the_cpu_in_float64(text_data):
+    """torch sparse CSR tensors on the GPU: the same float64 loss history as on the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    X, y, _ = text_data
+    split = make_split(X, y, dtype="float64")
+    for impl, batch in itertools.product(("autograd", "module"), (None, 32)):
+        cpu = train(TrainConfig(impl=impl, dtype="float64", epochs=5, batch_size=batch), split=split)
+        gpu = train(
+            TrainConfig(impl=impl, dtype="float64", epochs=5, batch_size=batch, device="cuda"), split=split
+        )
+        np.testing.assert_allclose(gpu.history["train_loss"], cpu.history["train_loss"], rtol=1e-9)

@@ -132,7 +132,7 @@ def _sparse(args, cfg) -> int:
     shapes = [parse_shape(s) for s in args.sparse]
     rows = []
     for shape in shapes:
-        for row in run_sparse(shape, cfg.impls, cfg.dtype, cfg.warmup, max(cfg.repeats, 5), cfg.seed):
+        for row in run_sparse(shape, cfg.impls, cfg.dtype, cfg.warmup, max(cfg.repeats, 15), cfg.seed):
             rows.append(row)
             print(
                 f"{row['dataset']:32s} {row['impl']:8s} epoch {row['epoch_seconds_median'] * 1e3:8.2f} ms  "

@@ -13,18 +13,25 @@ by rows. So:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
 
 def _csr_tensor(X, dtype, device) -> torch.Tensor:
-    """A scipy CSR matrix as a torch sparse CSR tensor (int64 indices) of `dtype` on `device`."""
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(X.indptr.astype(np.int64)),
-        torch.from_numpy(X.indices.astype(np.int64)),
-        torch.from_numpy(np.asarray(X.data)).to(dtype),
-        size=X.shape,
-    ).to(device)
+    """A scipy CSR matrix as a torch sparse CSR tensor (int64 indices) of `dtype` on `device`.
+
+    scipy has checked the structure already (sorted, in range), so torch's checks stay off."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(X.indptr.astype(np.int64)),
+            torch.from_numpy(X.indices.astype(np.int64)),
+            torch.from_numpy(np.asarray(X.data)).to(dtype),
+            size=X.shape,
+            check_invariants=False,
+        ).to(device)
 
 
 class SparseRows:
