@@ -7,8 +7,8 @@ implementations (itself tested against scikit-learn elsewhere), and a dense F* s
 from __future__ import annotations
 
 import bz2
-import re
 import itertools
+import re
 import subprocess
 import sys
 
