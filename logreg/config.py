@@ -274,7 +274,7 @@ class TrainConfig:
         """Whether `data` is an svmlight / LIBSVM file (by `format`, else by its extension)."""
         from logreg.paths import is_svmlight
 
-        return self.data is not None and is_svmlight(self.data, self.format)
+        return isinstance(self.data, str) and is_svmlight(self.data, self.format)
 
     @property
     def data_name(self) -> str:

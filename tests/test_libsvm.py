@@ -215,3 +215,22 @@ def test_cli_unknown_name_is_one_line_and_exit_2(server, run_cli):
         "news20.binary, covtype.binary."
     ]
     assert server["requests"] == []  # names are checked before any download
+
+
+def test_a_fetched_name_trains_with_its_own_test_file_as_the_test_part(server, run_cli):
+    """`--dataset rcv1.binary` once fetched: the test file's rows are the test part, every impl."""
+    from logreg import TrainConfig, load_split
+
+    libsvm.fetch("rcv1.binary")
+    info = libsvm.LIBSVM["rcv1.binary"]
+    split = load_split(TrainConfig(dataset="rcv1.binary", seed=5))
+    assert split.sparse and split.n_features == info.n_features
+    assert len(split.y_test) == info.n_test and len(split.y_train) + len(split.y_val) == info.n_train
+    _, y_test = server["data"][info.test_file]
+    assert [split.class_names[i] for i in split.y_test] == [str(v) for v in y_test]
+    for impl in ("numpy", "autograd", "module"):
+        status, out, err = run_cli(
+            "train", "--dataset", "rcv1.binary", "--impl", impl, "--epochs", "3", "--seed", "5", "--quiet"
+        )
+        assert status == 0, err
+        assert out.startswith("rcv1.binary:")

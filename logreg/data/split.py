@@ -291,6 +291,15 @@ def _read_only_csr(A):
     return A
 
 
+def _targets(y_raw, n_rows: int, name: str, class_names, task: str):
+    """(y, class names, strata): labels 0..K-1 stratify; regression targets form one stratum."""
+    if task == "regression":
+        y = _check_targets(y_raw, n_rows, name)
+        return y, (), np.zeros(len(y), dtype=np.int64)  # one stratum: a plain seeded random split
+    y, classes = _check_labels(y_raw, n_rows, name, class_names)
+    return y, classes, y
+
+
 def make_split(
     X,
     y_raw,
@@ -316,22 +325,10 @@ def make_split(
     file; test_size is then unused).
     """
     X, feature_names = _check_features(X, name, feature_names, dtype)
-    if task == "regression":
-        y, classes = _check_targets(y_raw, X.shape[0], name), ()
-        strata = np.zeros(len(y), dtype=np.int64)  # one stratum: a plain seeded random split
-    else:
-        y, classes = _check_labels(y_raw, X.shape[0], name, class_names)
-        strata = y
-    tr, va, te = _split_indices(
-        strata,
-        name,
-        seed,
-        test_size,
-        val_size,
-        evaluate_on_train,
-        classes=task != "regression",
-        test_rows=test_rows,
-    )
+    y, classes, strata = _targets(y_raw, X.shape[0], name, class_names, task)
+    regression = task == "regression"
+    sizes = (test_size, val_size, evaluate_on_train)
+    tr, va, te = _split_indices(strata, name, seed, *sizes, classes=not regression, test_rows=test_rows)
     X_train = X[tr]  # fancy indexing copies, so standardising in place is safe
     mean, scale = _statistics(X_train, standardize)
     part = functools.partial(
