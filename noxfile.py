@@ -46,8 +46,12 @@ def shared_env(session: nox.Session) -> dict[str, str]:
 
 
 def run(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
-    """A command of the shared environment."""
-    session.run(*args, env={**shared_env(session), **(env or {})}, external=True)
+    """A command of the shared environment: `pytest`, `logreg`, ... from .venv/bin by its full
+    path (nox looks a bare name up on its own PATH, which may hold another Python's pytest)."""
+    shared = shared_env(session)
+    program = BIN / args[0]
+    command = (str(program.resolve()), *args[1:]) if program.exists() else args
+    session.run(*command, env={**shared, **(env or {})}, external=True)
 
 
 @nox.session(venv_backend="none")
