@@ -269,7 +269,7 @@ def test_paths_that_are_not_what_they_should_be(argv, match, nodes, run_cli):
     before = _snapshot(nodes)
     _one_line(*run_cli(*argv), match)
     _unchanged(nodes, before)
-    assert not (nodes / "optuna-journal.log").exists()  # the sweep stopped before any trial
+    assert not (nodes / "runs" / "optuna-journal.log").exists()  # the sweep stopped before any trial
 
 
 def test_storage_that_is_an_sqlite_file_is_not_a_journal(here, run_cli):

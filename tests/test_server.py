@@ -77,7 +77,7 @@ def mlflow_server(module_pg_url, tmp_path_factory):  # noqa: F811
             time.sleep(0.1)
         yield {
             "uri": f"http://127.0.0.1:{port}",
-            "artifacts": root / "mlartifacts",
+            "artifacts": root / "runs" / "mlartifacts",  # the default destination
             "storage": optuna_url,
             "output": "".join(lines),
             "proc": proc,

@@ -232,7 +232,7 @@ print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 @pytest.mark.slow
 def test_a_million_columns_train_without_a_dense_copy(tmp_path):
-    """3,000 x 1,000,000: dense float32 X would be 12 GB; the peak stays a few hundred MB."""
+    """3,000 x 1,000,000: dense float32 X would be 12 GB; the peak stays far below one copy."""
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "wide.svm")],
         capture_output=True,
@@ -241,9 +241,10 @@ def test_a_million_columns_train_without_a_dense_copy(tmp_path):
         check=True,
     ).stdout.split()
     before_kb, after_kb = map(int, out[-2:])
-    # Weights, gradients and optimizer state are a few dense d-vectors (8 MB each in float64):
-    # well under 1 GB. A dense n x d copy would need 12 GB.
-    assert after_kb < 1_000_000, f"peak {after_kb / 1024:.0f} MB"
+    # Weights, gradients and optimizer state are a few dense d-vectors (8 MB each in float64);
+    # the whole process peaked at 0.5 GB here and 1.4 GB under CI's load (torch's allocator
+    # keeps freed blocks). A dense n x d copy would need 12 GB: a quarter of it is the bound.
+    assert after_kb < 3 * 2**20, f"peak {after_kb / 1024:.0f} MB"
 
 
 def test_every_impl_and_optimizer_trains_sparse_float32(text_data):

@@ -114,7 +114,8 @@ def check_sweep(exp_path: Path, storage_url: str, uri: str, workers: int, *, all
     exp = load_experiment(exp_path)
     storage = optuna_storage(storage_url)
     runs = runs_of(uri, exp.mlflow_experiment)
-    assert "RUNNING" not in set(runs["status"]), runs[runs["status"] == "RUNNING"].T
+    running = runs[runs["status"] == "RUNNING"]
+    assert running.empty, running.filter(regex="runName|run_kind|trial_number|start_time|end_time").T
     trial_runs = runs[runs["tags.logreg.run_kind"] == "trial"]
     parents = runs[runs["tags.logreg.run_kind"] == "study"]
     studies, missing = {}, 0
@@ -162,7 +163,7 @@ def test_three_workers_on_the_journal_file(tmp_path):
     r = _sweep(tmp_path, exp, "--workers", "3", "--tracking-uri", uri)
     assert r.returncode == 0, r.stderr
     assert "database is locked" not in r.stderr and "Traceback" not in r.stderr
-    check_sweep(exp, str(tmp_path / "optuna-journal.log"), uri, workers=3)  # the default storage
+    check_sweep(exp, str(tmp_path / "runs" / "optuna-journal.log"), uri, workers=3)  # the default storage
     assert (tmp_path / "results" / "journal" / "summary.csv").exists()
 
 
@@ -241,7 +242,8 @@ def test_sigterm_to_a_multi_worker_sweep_stops_cleanly_and_rerun_resumes(tmp_pat
     exp = _write(tmp_path, SLOW, "term", n_trials=200)
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    journal = str(tmp_path / "optuna-journal.log")
+    journal = str(tmp_path / "runs" / "optuna-journal.log")  # the default storage
+    (tmp_path / "runs").mkdir()  # read while the sweep starts: its folder must be there
     cmd = _logreg(
         "sweep",
         exp,
@@ -302,7 +304,8 @@ def test_sigterm_to_the_process_group_stops_the_sweep_in_seconds(tmp_path, worke
     exp = _write(tmp_path, SLOW, "group", n_trials=200)
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    journal = str(tmp_path / "optuna-journal.log")
+    journal = str(tmp_path / "runs" / "optuna-journal.log")  # the default storage
+    (tmp_path / "runs").mkdir()  # read while the sweep starts: its folder must be there
     cmd = _logreg("sweep", exp, "--workers", str(workers), "--no-progress", "--no-plots")
     cmd += ["--tracking-uri", uri, "--results-dir", tmp_path / "results"]
     proc = subprocess.Popen(
@@ -355,7 +358,8 @@ def test_tracking_server_going_away_stops_the_sweep_and_rerun_resumes(tmp_path):
     study_name = load_experiment(exp).study_name(load_experiment(exp).cells()[0])
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    journal = str(tmp_path / "optuna-journal.log")
+    journal = str(tmp_path / "runs" / "optuna-journal.log")  # the default storage
+    (tmp_path / "runs").mkdir()  # read while the sweep starts: its folder must be there
     server = start_mlflow_server(tmp_path, port, _env())
     try:
         cmd = _logreg(

@@ -84,7 +84,9 @@ def log_champion(uri: str, run_id: str, model_file: Path, fitted, example):
             input_example=example,
             pip_requirements=["numpy", "torch", f"mlflow=={mlflow.__version__}"],
         )
-    if ended.end_time is not None:  # the run's duration stays its study's, not the sweep's
+    # The run's duration stays its study's, not the sweep's. Only an ended run's: a resumed study's
+    # parent reads RUNNING with its earlier end time until its end is written.
+    if ended.end_time is not None and ended.status in ("FINISHED", "FAILED", "KILLED"):
         client.set_terminated(run_id, ended.status, end_time=ended.end_time)
     return info
 
