@@ -175,7 +175,10 @@ def _checked_state(state: dict, path) -> dict:
         if not torch.isfinite(value).all():
             raise _not_a_model(path, f"{name!r} holds NaN or infinite values")
     W, b, mean, scale = (state[n] for n in names[:4])
-    d = len(state["feature_names"]) if isinstance(state["feature_names"], list) else -1
+    names_given = state["feature_names"]
+    d = -1
+    if isinstance(names_given, list):  # a model of sparse data names no columns (d may be 10^6)
+        d = len(names_given) if names_given else mean.shape[0]
     into = state["hidden.weight"].shape[0] if "hidden.weight" in state else d
     shapes_ok = (
         W.ndim == 2 and b.ndim == 1 and W.shape[0] == b.shape[0] >= 1

@@ -314,3 +314,18 @@ def test_sparse_training_on_cuda_equals_the_cpu_in_float64(text_data):
             TrainConfig(impl=impl, dtype="float64", epochs=5, batch_size=batch, device="cuda"), split=split
         )
         np.testing.assert_allclose(gpu.history["train_loss"], cpu.history["train_loss"], rtol=1e-9)
+
+
+def test_a_model_trained_on_sparse_rows_saves_loads_and_predicts_sparse_rows(tmp_path, text_data):
+    from logreg import load_model, save_model
+
+    X, y, _ = text_data
+    split = make_split(X, y, dtype="float64")
+    result = train(TrainConfig(impl="module", epochs=10, dtype="float64"), split=split)
+    path = save_model(result, tmp_path / "sparse_model.pt")
+    model = load_model(path)
+    raw_test = split.X_test.multiply(split.scale).tocsr()  # the test rows as the file held them
+    np.testing.assert_allclose(model.predict_proba(raw_test), result.model.predict_proba(raw_test))
+    np.testing.assert_allclose(model.predict_proba(raw_test), model.predict_proba(raw_test.toarray()))
+    labels = np.asarray(split.class_names)[split.y_test]
+    assert np.mean(model.predict(raw_test) == labels) == pytest.approx(result.metrics["test_accuracy"])
