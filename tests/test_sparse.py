@@ -212,6 +212,14 @@ def test_format_flag_reads_an_svmlight_file_of_any_name(run_cli, svm_file):
     assert status == 0, err
 
 
+def _peak_kb(script: str, path) -> int:
+    """Run `script` (which prints the process's peak resident KB last) in a fresh Python."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=900, check=True
+    )
+    return int(out.stdout.split()[-1])
+
+
 MEMORY_SCRIPT = """
 import resource, sys
 import numpy as np
@@ -233,14 +241,7 @@ print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 @pytest.mark.slow
 def test_a_million_columns_train_without_a_dense_copy(tmp_path):
     """3,000 x 1,000,000: dense float32 X would be 12 GB; the peak stays far below one copy."""
-    out = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "wide.svm")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    ).stdout.split()
-    before_kb, after_kb = map(int, out[-2:])
+    after_kb = _peak_kb(MEMORY_SCRIPT, tmp_path / "wide.svm")
     # Weights, gradients and optimizer state are a few dense d-vectors (8 MB each in float64);
     # the whole process peaked at 0.5 GB here and 1.4 GB under CI's load (torch's allocator
     # keeps freed blocks). A dense n x d copy would need 12 GB: a quarter of it is the bound.
@@ -277,14 +278,7 @@ def test_a_30000_by_200000_file_trains_under_1_5_gb(tmp_path):
     """The sparse issue's memory goal: 30,000 x 200,000 with 1.2M non-zeros, every implementation,
     full batch and mini-batch, under 1.5 GB resident at the peak (the whole process: Python,
     torch, the generator and the file's parse included)."""
-    out = subprocess.run(
-        [sys.executable, "-c", FILE_30K_SCRIPT, str(tmp_path / "text.svm")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    ).stdout.split()
-    peak_kb = int(out[-1])
+    peak_kb = _peak_kb(FILE_30K_SCRIPT, tmp_path / "text.svm")
     assert peak_kb < 1.5 * 2**20, f"peak {peak_kb / 1024:.0f} MB"
 
 
