@@ -255,6 +255,22 @@ def _sweep_runs(exp, tmp_path, uri: str, kinds=("trial",), **options) -> pd.Data
     return runs[runs["tags.logreg.run_kind"].isin(kinds)]
 
 
+def test_a_study_whose_trials_ran_but_whose_end_did_not_is_finalized_by_the_rerun(tmp_path, shared_uri):
+    # By construction: every trial finished, but the parent run is RUNNING without its summary, as a
+    # multi-worker sweep leaves it when a worker died (it exits before finalizing). The re-run has
+    # no trial to run; it still ends the parent with its best trial's metrics.
+    exp = _tiny(tmp_path, "unended")
+    parent = _sweep_runs(exp, tmp_path, shared_uri, kinds=("study",)).iloc[0]
+    client = MlflowClient(shared_uri)
+    client.update_run(parent["run_id"], status="RUNNING")
+    client.delete_tag(parent["run_id"], "best_trial_number")
+    trials_before = len(_sweep_runs(exp, tmp_path, shared_uri))  # the re-run
+    ended = client.get_run(parent["run_id"])
+    assert ended.info.status == "FINISHED"
+    assert ended.data.tags["best_trial_number"] == parent["tags.best_trial_number"]
+    assert len(_sweep_runs(exp, tmp_path, shared_uri)) == trials_before == 4  # no trial was added
+
+
 def test_divergence_is_failed_with_reason_and_never_best(tmp_path, shared_uri):
     exp = _tiny(tmp_path, "diverge", datasets=["digits"], search={"sgd": {"lr": [1e5, 1e6]}})
     uri = shared_uri

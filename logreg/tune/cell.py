@@ -85,6 +85,10 @@ class CellRuns:
             self.tracker.delete_run(mine)
         return self.parent
 
+    def finished(self) -> bool:
+        """Whether the study's parent run exists and was ended by a finalize (FINISHED)."""
+        return any(r.info.status == "FINISHED" for r in self._parents())
+
     def _parents(self) -> list:
         return self.tracker.find_runs(self.experiment_id, self.tags("study"))
 

@@ -131,6 +131,9 @@ def _run_one_cell(exp, opts, store, cell, runs, progress, solver, stop, workdir)
     if done:
         if runs is not None:
             runs.reconcile(study)  # runs a dead process did not write
+            if opts.finalize and not runs.finished():  # its trials ran, its end did not (a sweep cut short)
+                runs.open_parent()
+                runs.finalize(study, opts.plots, workdir)
         progress.cell_done(exp.study_name(cell))
         return
     if runs is not None:
