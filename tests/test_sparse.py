@@ -212,6 +212,40 @@ def test_format_flag_reads_an_svmlight_file_of_any_name(run_cli, svm_file):
     assert status == 0, err
 
 
+def test_a_test_file_is_the_test_part_and_takes_the_training_files_columns(tmp_path, text_data):
+    # rcv1's case: the test file's largest index is smaller than the training file's.
+    X, y, _ = text_data
+    labels = np.where(y == 1, 1, -1)
+    train_file, test_file = tmp_path / "train.svm", tmp_path / "test.svm"
+    dump_svmlight_file(X[:450], labels[:450], str(train_file), zero_based=False)
+    dump_svmlight_file(X[450:, :300], labels[450:], str(test_file), zero_based=False)
+    split = load_split(TrainConfig(data=str(train_file), test_data=str(test_file)))
+    assert split.X_test.shape == (150, X.shape[1]) and split.X_train.shape[0] + split.X_val.shape[0] == 450
+    np.testing.assert_array_equal(split.y_test, (labels[450:] == 1).astype(int))
+    wide = load_split(TrainConfig(data=str(train_file), test_data=str(test_file), n_features=500))
+    assert wide.n_features == 500
+    with pytest.raises(
+        LogregError, match=r"at line 1: index \d+ beyond the 100 features expected \(raise --n-features\)"
+    ):
+        load_split(TrainConfig(data=str(train_file), n_features=100))
+
+
+def test_test_data_and_n_features_need_a_file_they_apply_to(tmp_path):
+    with pytest.raises(LogregError, match=r"^A test file \(--test-data\) goes with a training file"):
+        TrainConfig(dataset="iris", test_data="t.svm")
+    with pytest.raises(LogregError, match=r"^--n-features applies to svmlight"):
+        TrainConfig(dataset="iris", n_features=3)
+    csv, other = tmp_path / "a.csv", tmp_path / "b.csv"
+    csv.write_text("x1,x2,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    other.write_text("x1,x3,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10)))
+    with pytest.raises(LogregError, match=r"has other columns than .*a\.csv"):
+        load_split(TrainConfig(data=str(csv), target="y", test_data=str(other)))
+    same = tmp_path / "c.csv"
+    same.write_text("x1,x2,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10)))
+    split = load_split(TrainConfig(data=str(csv), target="y", test_data=str(same)))
+    assert len(split.y_test) == 10 and split.feature_names == ("x1", "x2")
+
+
 def _peak_kb(script: str, path) -> int:
     """Run `script` (which prints the process's peak resident KB last) in a fresh Python."""
     out = subprocess.run(
@@ -280,6 +314,39 @@ def test_a_30000_by_200000_file_trains_under_1_5_gb(tmp_path):
     torch, the generator and the file's parse included)."""
     peak_kb = _peak_kb(FILE_30K_SCRIPT, tmp_path / "text.svm")
     assert peak_kb < 1.5 * 2**20, f"peak {peak_kb / 1024:.0f} MB"
+
+
+@pytest.mark.slow
+def test_defaults_at_30000_by_200000_are_within_0_02_of_logistic_regression():
+    """The sparse issue's accuracy goal, against scikit-learn's LogisticRegression() on the same
+    split: every implementation with TrainConfig's defaults (adam, 100 full-batch epochs, and on
+    sparse rows weight_decay 1e-4, SGDClassifier's alpha)."""
+    from sklearn.linear_model import LogisticRegression
+
+    name = "text:n=30000,d=200000,nnz=40"
+    split = load_split(TrainConfig(dataset=name))
+    reference = LogisticRegression().fit(split.X_train, split.y_train).score(split.X_test, split.y_test)
+    for impl in IMPL_NAMES:
+        result = train(TrainConfig(dataset=name, impl=impl), split=split)
+        assert result.config.weight_decay == 1e-4
+        assert result.metrics["test_accuracy"] >= reference - 0.02, (impl, result.metrics, reference)
+
+
+def test_sparse_rows_default_to_scikit_learns_l2_and_dense_rows_to_none(svm_file):
+    from logreg.config import SPARSE_DATASETS
+    from logreg.data.libsvm import LIBSVM
+
+    assert set(SPARSE_DATASETS) == {*LIBSVM, "text"}
+    assert TrainConfig(dataset="text").weight_decay == 1e-4
+    assert TrainConfig(dataset="rcv1.binary").weight_decay == 1e-4
+    assert TrainConfig(data=str(svm_file)).weight_decay == 1e-4
+    assert TrainConfig(dataset="text", model="linear").weight_decay == 0.0
+    assert TrainConfig(dataset="text", weight_decay=0).weight_decay == 0.0  # given: kept
+    assert TrainConfig(dataset="blobs").weight_decay == 0.0
+    # A copy on other data takes that data's default, unless the penalty was given.
+    assert TrainConfig(dataset="blobs").replace(dataset="text").weight_decay == 1e-4
+    assert TrainConfig(dataset="text").replace(dataset="iris").weight_decay == 0.0
+    assert TrainConfig(dataset="blobs", weight_decay=0.5).replace(dataset="text").weight_decay == 0.5
 
 
 def test_throughput_sparse_rows_time_every_impl_against_scipys_pair(run_cli, tmp_path):

@@ -30,6 +30,8 @@ _TYPES = {
 _METAVARS = {
     "dataset": "NAME",
     "data": "FILE",
+    "test_data": "FILE",
+    "n_features": "N",
     "target": "COL",
     "betas": ("BETA1", "BETA2"),
     "torch_threads": "N",
@@ -115,12 +117,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _step(config: TrainConfig) -> str:
+    """'lr=0.05', and the weight decay when there is one (sparse rows have one by default)."""
+    return f"lr={config.lr}" + (f", weight_decay={config.weight_decay:g}" if config.weight_decay else "")
+
+
 def _print_result(result, config: TrainConfig, header: bool = True) -> None:
     m, t = result.metrics, result.timings
     model = "" if config.model == "logistic" else f"{config.model} "
     if header:
         print(
-            f"{result.split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
+            f"{result.split.name}: {model}{config.impl} + {config.optimizer} ({_step(config)}) on "
             f"{result.device}, {t['epochs_run']} epochs, {len(result.split.y_train)} training rows"
         )
     else:
@@ -257,7 +264,7 @@ def cmd_train(args) -> int:
     if not (args.quiet or args.json):
         model = "" if config.model == "logistic" else f"{config.model} "
         print(
-            f"{split.name}: {model}{config.impl} + {config.optimizer} (lr={config.lr}) on "
+            f"{split.name}: {model}{config.impl} + {config.optimizer} ({_step(config)}) on "
             f"{config.resolved_device}, {config.epochs} epochs, {len(split.y_train)} training rows"
         )
     f_star = optimum.value if optimum is not None and optimum.finite else None

@@ -13,22 +13,67 @@ from logreg.data.files import read_table
 from logreg.data.registry import REGISTRY, check_task, model_task, parse_dataset
 from logreg.data.split import Split, make_split
 from logreg.data.svmlight import read_svmlight
+from logreg.errors import LogregError
 from logreg.paths import is_svmlight
 
 
-def _split_file(data: str, target: str | None, fmt: str | None, **split_args) -> Split:
-    task = split_args.get("task", "classification")
-    if is_svmlight(data, fmt):
-        X, y, meta = read_svmlight(data, task=task)
+def _read(path: str, target: str | None, fmt: str | None, task: str, n_features: int | None):
+    if is_svmlight(path, fmt):
+        return read_svmlight(path, n_features, task=task)
+    return read_table(path, target, task, fmt)
+
+
+def _stack(train, test, data: str, test_data: str):
+    """The rows of a training file, then its test file's, as one matrix (svmlight: as wide as
+    the wider; tables: the same columns); the number of test rows."""
+    import scipy.sparse as sp
+
+    (X, y, meta), (X_test, y_test, test_meta) = train, test
+    if sp.issparse(X) != sp.issparse(X_test):
+        raise LogregError(f"Files '{data}' and '{test_data}' differ in format. Pass two files of one format.")
+    if sp.issparse(X):
+        width = max(X.shape[1], X_test.shape[1])
+        X = sp.vstack([_widened(X, width), _widened(X_test, width)], format="csr")
+    elif list(meta["feature_names"]) != list(test_meta["feature_names"]):
+        raise LogregError(
+            f"File '{test_data}' has other columns than '{data}' (its features must be the same, in "
+            "the same order). Pass a test file with the training file's columns."
+        )
     else:
-        X, y, meta = read_table(data, target, task, fmt)
+        X = np.vstack([X, X_test])
+    return X, np.concatenate([np.asarray(y), np.asarray(y_test)]), len(y_test)
+
+
+def _widened(X, width: int):
+    import scipy.sparse as sp
+
+    return (
+        X if X.shape[1] == width else sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width))
+    )
+
+
+def _split_file(
+    data: str,
+    target: str | None,
+    fmt: str | None,
+    test_data: str | None,
+    n_features: int | None,
+    **split_args,
+) -> Split:
+    task = split_args.get("task", "classification")
+    X, y, meta = train = _read(data, target, fmt, task, n_features)
+    test_rows = 0
+    if test_data is not None:
+        X, y, test_rows = _stack(train, _read(test_data, target, fmt, task, n_features), data, test_data)
+    source = f"file {data}" + (f" + {test_data}" if test_data else "")
     return make_split(
         X,
         y,
         name=Path(data).name,
-        source=f"file {data}",
+        source=source,
         feature_names=meta["feature_names"],
         metadata=meta,
+        test_rows=test_rows,
         **split_args,
     )
 
@@ -85,10 +130,13 @@ def _cached_split(
     mtime: float,
     task: str = "classification",
     fmt: str | None = None,
+    test_data: str | None = None,
+    n_features: int | None = None,
+    test_mtime: float = 0.0,
 ) -> Split:
     split_args = {"test_size": test_size, "val_size": val_size, "standardize": standardize, "dtype": dtype}
     if data is not None:
-        return _split_file(data, target, fmt, seed=seed, task=task, **split_args)
+        return _split_file(data, target, fmt, test_data, n_features, seed=seed, task=task, **split_args)
     return _split_registry(dataset, seed, **split_args)
 
 
@@ -100,20 +148,25 @@ def load_split(config) -> Split:
     model = getattr(config, "model", "logistic")
     if config.data is None:
         check_task(config.dataset, model)
-    mtime = 0.0
-    if config.data is not None:
-        p = Path(config.data)
-        mtime = p.stat().st_mtime if p.exists() else 0.0
+    data, test_data = getattr(config, "data", None), getattr(config, "test_data", None)
     return _cached_split(
         config.dataset,
-        config.data,
+        data,
         config.target,
         config.seed,
         config.test_size,
         config.val_size,
         config.standardize,
         config.dtype,
-        mtime,
+        _mtime(data),
         model_task(model),
         getattr(config, "format", None),
+        test_data,
+        getattr(config, "n_features", None),
+        _mtime(test_data),
     )
+
+
+def _mtime(path: str | None) -> float:
+    """A file's modification time: a changed file is read again, not taken from the cache."""
+    return Path(path).stat().st_mtime if path is not None and Path(path).exists() else 0.0

@@ -42,7 +42,7 @@ def _token_error(token: str, previous: int, n_features: int | None) -> tuple[str
     if i <= previous:
         return f"index {i} after {previous}: indices must increase within a line (no duplicates)", i
     if n_features is not None and i > n_features:
-        return f"index {i} beyond the {n_features} features expected", i
+        return f"index {i} beyond the {n_features} features expected (raise --n-features)", i
     try:
         float(value)
     except ValueError:
