@@ -126,8 +126,8 @@ class TrainConfig:
     """
 
     dataset: str = "blobs"
-    """Registry name (`logreg datasets`), e.g. 'iris' or 'synthetic:n=100000,d=100'.
-    Ignored when `data` is given."""
+    """Registry name (`logreg datasets`), e.g. 'iris' or 'synthetic:n=100000,d=100', or an
+    svmlight file's path. Ignored when `data` is given."""
     data: str | None = None
     """Path of the user's own file: CSV, Parquet or svmlight / LIBSVM (.svm, .svmlight, .libsvm,
     optionally .bz2, .gz or .xz)."""
@@ -314,9 +314,12 @@ class TrainConfig:
     @property
     def sparse_rows(self) -> bool:
         """Whether the data is read as sparse rows: an svmlight file, a LIBSVM name, text:..."""
+        from logreg.paths import is_svmlight
+
         if self.data is not None:
             return self.svmlight
-        return isinstance(self.dataset, str) and self.dataset.partition(":")[0] in SPARSE_DATASETS
+        name = self.dataset
+        return isinstance(name, str) and (is_svmlight(name) or name.partition(":")[0] in SPARSE_DATASETS)
 
     @property
     def data_name(self) -> str:

@@ -246,6 +246,30 @@ def test_test_data_and_n_features_need_a_file_they_apply_to(tmp_path):
     assert len(split.y_test) == 10 and split.feature_names == ("x1", "x2")
 
 
+def test_an_experiment_sweeps_an_svmlight_file_named_as_a_dataset(tmp_path, svm_file):
+    # An experiment's datasets may be svmlight files (paths as logreg runs); its cells train on the
+    # file's rows, and the summary reads them against scikit-learn on the same split.
+    from sklearn.linear_model import LogisticRegression
+
+    from logreg.experiment import validate
+    from logreg.tune import SweepOptions, run_sweep
+
+    raw = {"name": "file", "datasets": [str(svm_file)], "impls": ["numpy", "module"],
+           "models": ["logistic", "mlp"], "optimizers": ["adam"], "n_trials": 2, "epochs": 10}  # fmt: skip
+    exp = validate(raw, str(tmp_path / "file.toml"))
+    assert [(c.dataset, c.model) for c in exp.cells()] == [(str(svm_file), "logistic")] * 2  # no mlp
+    uri = f"sqlite:///{tmp_path}/m.db"
+    opts = SweepOptions(storage=str(tmp_path / "j.log"), tracking_uri=uri, progress=False, plots=False,
+                        results_dir=None)  # fmt: skip
+    summary = run_sweep(exp, opts)
+    assert list(summary["dataset"]) == [str(svm_file)] * 2
+    split = load_split(TrainConfig(dataset=str(svm_file)))
+    assert split.sparse and split.source == f"file {svm_file}"
+    reference = LogisticRegression(max_iter=10_000).fit(split.X_train, split.y_train)
+    assert summary["sklearn_test_accuracy"].tolist() == [reference.score(split.X_test, split.y_test)] * 2
+    assert (summary["test_accuracy"] > 0.5).all()
+
+
 def _peak_kb(script: str, path) -> int:
     """Run `script` (which prints the process's peak resident KB last) in a fresh Python."""
     out = subprocess.run(
@@ -358,6 +382,15 @@ def test_throughput_sparse_rows_time_every_impl_against_scipys_pair(run_cli, tmp
     assert table.count("| text:n=300,d=2000,nnz=10 | 3,000 |") == 3 and "scipy" in table
     status, _, err = run_cli("throughput", "--sparse", "10,10,8")
     assert status == 2 and "nnz <= d / 2" in err
+    status, _, err = run_cli("throughput", "--sparse", "iris", "--no-track")
+    assert status == 2 and "the dataset is dense" in err
+
+
+def test_throughput_sparse_times_an_svmlight_file_by_name(run_cli, svm_file):
+    status, out, err = run_cli("throughput", "--sparse", str(svm_file), "--repeats", "1", "--no-track")
+    assert status == 0, err
+    for impl in IMPL_NAMES:
+        assert re.search(rf"{re.escape(str(svm_file))} +{impl} +epoch .* ms +scipy pair .* ms", out)
 
 
 @pytest.mark.cuda

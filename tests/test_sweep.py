@@ -408,6 +408,7 @@ def test_ctrl_c_ends_cleanly_and_rerun_resumes(tmp_path):
     [
         ('name = "x"\ndatasets = ["iris"]\nbogus = 1\n', "Unknown key 'bogus'. Allowed keys: name, datasets"),
         ('name = "x"\ndatasets = ["nope"]\n', "Unknown dataset 'nope'. Available datasets: hours"),
+        ('name = "x"\ndatasets = ["no/such.svm"]\n', r"File 'no/such\.svm' not found\. Check the path"),
         (
             'name = "x"\ndatasets = ["iris"]\nimpls = ["jax"]\n',
             "The 'impls' parameter must be a list of numpy, autograd, module. Got 'jax' instead",

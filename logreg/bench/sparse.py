@@ -35,16 +35,48 @@ class SparseShape:
     def name(self) -> str:
         return f"text:n={self.n},d={self.d},nnz={self.nnz}"
 
+    def matrix(self, seed: int, dtype: str):
+        """The generator's CSR matrix and labels."""
+        X, y, _ = REGISTRY["text"].make(seed, n=self.n, d=self.d, nnz=self.nnz)
+        return X.astype(dtype), y
 
-def parse_shape(text: str) -> SparseShape:
-    """'N,D,NNZ' (numbers as 3e4 allowed) as a SparseShape; one line when malformed."""
+
+@dataclass(frozen=True)
+class SparseDataset:
+    """A sparse dataset by name: a fetched LIBSVM name or an svmlight file (its training part)."""
+
+    name: str
+
+    def matrix(self, seed: int, dtype: str):
+        from logreg.config import TrainConfig
+        from logreg.data import load_split
+
+        split = load_split(TrainConfig(dataset=self.name, seed=seed, dtype=dtype))
+        if not split.sparse:
+            from logreg.errors import LogregError
+
+            raise LogregError(
+                f"--sparse {self.name}: the dataset is dense. Name a sparse one (a fetched LIBSVM "
+                "name, an svmlight file) or N,D,NNZ for the text generator."
+            )
+        return split.X_train, split.y_train
+
+
+def parse_shape(text: str) -> SparseShape | SparseDataset:
+    """'N,D,NNZ' (numbers as 3e4 allowed) as a SparseShape, or a sparse dataset's name (a fetched
+    LIBSVM name, an svmlight file); one line when malformed."""
+    from logreg.data import check_dataset_name
     from logreg.errors import LogregError
 
+    if not text[:1].isdigit():  # a name (text:n=..,d=..,nnz=.. included)
+        check_dataset_name(text)
+        return SparseDataset(text)
     try:
         n, d, nnz = (int(float(v)) for v in text.split(","))
     except ValueError:
         raise LogregError(
-            f"--sparse takes N,D,NNZ (rows, columns, non-zeros per row), e.g. 30000,200000,40. Got {text!r}."
+            f"--sparse takes N,D,NNZ (rows, columns, non-zeros per row), e.g. 30000,200000,40, or a "
+            f"sparse dataset's name. Got {text!r}."
         ) from None
     if min(n, d, nnz) < 1 or 2 * nnz > d:
         raise LogregError(f"--sparse {text}: n, d and nnz must be >= 1 with nnz <= d / 2.")
@@ -66,7 +98,7 @@ def scipy_pair_seconds(X, repeats: int) -> float:
 
 
 def run_sparse(
-    shape: SparseShape,
+    shape: SparseShape | SparseDataset,
     impls=("numpy", "autograd", "module"),
     dtype: str = "float32",
     warmup: int = 2,
@@ -77,23 +109,23 @@ def run_sparse(
     (the pair timed before and after each implementation's epochs; the median of both)."""
     from logreg.timing import set_torch_threads
 
-    X, y, _ = REGISTRY["text"].make(seed, n=shape.n, d=shape.d, nnz=shape.nnz)
-    X = X.astype(dtype)
+    X, y = shape.matrix(seed, dtype)
+    (n, d), per_row = X.shape, max(1, X.nnz // max(1, X.shape[0]))
     rows = []
     for impl in impls:
-        threads = set_torch_threads(1, shape.n, shape.nnz) if impl != "numpy" else None
-        model = make_model(impl, "cpu", dtype, shape.d, None, "sgd", seed)
+        threads = set_torch_threads(1, n, per_row) if impl != "numpy" else None
+        model = make_model(impl, "cpu", dtype, d, None, "sgd", seed)
         data = model.put(X, y)
         before = scipy_pair_seconds(X, repeats)
-        epoch, _, times = time_epochs(model, data, shape.n, None, "cpu", warmup, repeats, seed)
+        epoch, _, times = time_epochs(model, data, n, None, "cpu", warmup, repeats, seed)
         after = scipy_pair_seconds(X, repeats)
         limit = statistics.median([before, after])
         rows.append(
             {
                 "impl": impl,
                 "dataset": shape.name,
-                "n": shape.n,
-                "d": shape.d,
+                "n": n,
+                "d": d,
                 "nnz": int(X.nnz),
                 "dtype": dtype,
                 "torch_threads": threads or "",

@@ -56,9 +56,10 @@ def add_parser(sub) -> None:
     mode.add_argument(
         "--sparse",
         action="append",
-        metavar="N,D,NNZ",
-        help="sparse full-batch epochs on the text generator (n rows, d columns, nnz per row), "
-        "against scipy's X @ w + X.T @ r on the same matrix; repeat for several shapes",
+        metavar="N,D,NNZ|NAME",
+        help="sparse full-batch epochs on the text generator (n rows, d columns, nnz per row) or a "
+        "sparse dataset (a fetched LIBSVM name, an svmlight file: its training part), against "
+        "scipy's X @ w + X.T @ r on the same matrix; repeat for several",
     )
     mode.add_argument(
         "--time-to-target",

@@ -10,7 +10,14 @@ import numpy as np
 
 from logreg.data import libsvm
 from logreg.data.files import read_table
-from logreg.data.registry import REGISTRY, check_task, model_task, parse_dataset
+from logreg.data.registry import (
+    REGISTRY,
+    check_dataset_name,
+    check_task,
+    is_file_dataset,
+    model_task,
+    parse_dataset,
+)
 from logreg.data.split import Split, make_split
 from logreg.data.svmlight import read_svmlight
 from logreg.errors import LogregError
@@ -137,6 +144,8 @@ def _cached_split(
     split_args = {"test_size": test_size, "val_size": val_size, "standardize": standardize, "dtype": dtype}
     if data is not None:
         return _split_file(data, target, fmt, test_data, n_features, seed=seed, task=task, **split_args)
+    if is_file_dataset(dataset):  # an svmlight file named as a dataset (an experiment's cell)
+        return _split_file(dataset, None, None, None, None, seed=seed, task=task, **split_args)
     return _split_registry(dataset, seed, **split_args)
 
 
@@ -147,6 +156,7 @@ def load_split(config) -> Split:
     """
     model = getattr(config, "model", "logistic")
     if config.data is None:
+        check_dataset_name(config.dataset)  # a file named as the dataset: there, and a regular file
         check_task(config.dataset, model)
     data, test_data = getattr(config, "data", None), getattr(config, "test_data", None)
     return _cached_split(
@@ -158,7 +168,7 @@ def load_split(config) -> Split:
         config.val_size,
         config.standardize,
         config.dtype,
-        _mtime(data),
+        _mtime(data if data is not None else config.dataset if is_file_dataset(config.dataset) else None),
         model_task(model),
         getattr(config, "format", None),
         test_data,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from logreg.errors import LogregError, clip
+from logreg.paths import check_input_file, is_svmlight
 
 
 @dataclass(frozen=True)
@@ -266,16 +267,24 @@ def model_task(model: str) -> str:
     return "regression" if model == "linear" else "classification"
 
 
+def is_file_dataset(spec: str) -> bool:
+    """Whether a dataset name is an svmlight file's path (experiment files can name one; a path
+    relative to the folder logreg runs in)."""
+    return is_svmlight(spec)
+
+
 def _task(spec: str) -> str:
     """The task of a registry dataset or a LIBSVM name (binary classification)."""
+    if is_file_dataset(spec):
+        return "classification"
     name = parse_dataset(spec)[0]
     return REGISTRY[name].task if name in REGISTRY else "classification"
 
 
 def check_task(spec: str, model: str) -> None:
     """Raise LogregError when a registry dataset's task does not suit the model."""
-    if _task(spec) == model_task(model):
-        return
+    if is_file_dataset(spec) or _task(spec) == model_task(model):
+        return  # a file's labels are classes or numbers, as the model takes them
     name = parse_dataset(spec)[0]
     if name not in REGISTRY:
         raise LogregError(
@@ -297,7 +306,10 @@ def check_task(spec: str, model: str) -> None:
 
 
 def suits(spec: str, model: str) -> bool:
-    """Whether a registry dataset's task suits the model (experiment cells skip the others)."""
+    """Whether a registry dataset's task suits the model (experiment cells skip the others); an
+    svmlight file suits the models that take sparse rows (logistic, linear)."""
+    if is_file_dataset(spec):
+        return model != "mlp"
     return _task(spec) == model_task(model)
 
 
@@ -343,7 +355,11 @@ def parse_dataset(spec: str) -> tuple[str, dict[str, int]]:
 
 
 def check_dataset_name(spec: str) -> None:
-    """Raise LogregError for an unknown dataset name or bad size parameters."""
+    """Raise LogregError for an unknown dataset name or bad size parameters (or, for an svmlight
+    file's path, for a missing file)."""
+    if is_file_dataset(spec):
+        check_input_file(spec, "Dataset", "Check the path (relative to the folder logreg runs in).")
+        return
     parse_dataset(spec)
 
 
