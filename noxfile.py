@@ -168,39 +168,14 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False, venv_backend="none")
 def cuda(session: nox.Session) -> None:
-    """On a GPU machine: CUDA tests, throughput grid + goals, a small sweep, benchmarks, compare.
+    """On a GPU machine: every CUDA figure in one run (scripts/cuda_run.py lists the steps).
 
-    Runs in the machine's own Python (no installs: GPU machines may reach no registry). Runs go
-    to stores/cuda/mlflow.db (copy it back); `nox -s cuda -- sqlite:///cpu.db` adds a CPU store
-    to the comparison written under results/compare/.
+    Runs in the machine's own Python (no installs: GPU machines may reach no registry; mlflow and
+    optuna come as wheels, scripts/gpu_wheels.py). Results go to runs/cuda/ (copy it back, then
+    commit what belongs under results/); `nox -s cuda -- --cpu-store sqlite:///cpu.db` adds a
+    CPU machine's store to the comparison. Without a GPU the CUDA steps are skipped.
     """
-    store = f"sqlite:///{os.path.abspath('stores/cuda/mlflow.db')}"
-    os.makedirs("stores/cuda", exist_ok=True)
-    session.run(
-        "python",
-        "-c",
-        "import torch, sys; sys.exit(0 if torch.cuda.is_available() else "
-        "'torch.cuda.is_available() is False: run nox -s cuda on a GPU machine')",
-    )
-    session.run("python", "-m", "pytest", "-m", "cuda", "-q", "tests")
-    out = "results/throughput"
-    session.run("logreg", "throughput", "--devices", "cuda", "--tracking-uri", store, "--out", out)
-    session.run("logreg", "throughput", "--goals", "--devices", "cuda", "--out", out)
-    experiment = "experiments/cuda_smoke.toml"
-    if not os.path.exists(experiment):
-        experiment = "experiments/smoke.toml"
-    session.run("logreg", "sweep", experiment, "--devices", "cuda", "--tracking-uri", store)
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "tests/benchmarks",
-        "--benchmark-enable",
-        "--benchmark-storage=file://results/benchmarks/cuda",
-        "--benchmark-save=cuda",
-        env={"LOGREG_BENCH_DEVICE": "cuda"},
-    )
-    session.run("logreg", "compare", store, *session.posargs, "--out", "results/compare")
+    session.run("python", "scripts/cuda_run.py", *session.posargs)
 
 
 @nox.session(default=False, venv_backend="none")

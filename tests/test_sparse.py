@@ -377,7 +377,7 @@ def test_throughput_sparse_rows_time_every_impl_against_scipys_pair(run_cli, tmp
     status, out, err = run_cli("throughput", "--sparse", "300,2000,10", "--repeats", "1", "--out", tmp_path)
     assert status == 0, err
     for impl in IMPL_NAMES:
-        assert re.search(rf"text:n=300,d=2000,nnz=10 +{impl} +epoch .* ms +scipy pair .* ms", out)
+        assert re.search(rf"text:n=300,d=2000,nnz=10 +{impl} +cpu +epoch .* ms +scipy pair .* ms", out)
     table = (tmp_path / "sparse_cpu.md").read_text()
     assert table.count("| text:n=300,d=2000,nnz=10 | 3,000 |") == 3 and "scipy" in table
     status, _, err = run_cli("throughput", "--sparse", "10,10,8")
@@ -390,7 +390,7 @@ def test_throughput_sparse_times_an_svmlight_file_by_name(run_cli, svm_file):
     status, out, err = run_cli("throughput", "--sparse", str(svm_file), "--repeats", "1", "--no-track")
     assert status == 0, err
     for impl in IMPL_NAMES:
-        assert re.search(rf"{re.escape(str(svm_file))} +{impl} +epoch .* ms +scipy pair .* ms", out)
+        assert re.search(rf"{re.escape(str(svm_file))} +{impl} +cpu +epoch .* ms +scipy pair .* ms", out)
 
 
 @pytest.mark.cuda
@@ -408,6 +408,31 @@ def test_sparse_training_on_cuda_equals_the_cpu_in_float64(text_data):
             TrainConfig(impl=impl, dtype="float64", epochs=5, batch_size=batch, device="cuda"), split=split
         )
         np.testing.assert_allclose(gpu.history["train_loss"], cpu.history["train_loss"], rtol=1e-9)
+
+
+@pytest.mark.cuda
+def test_sparse_throughput_times_the_gpu_against_scipy_on_the_cpu(run_cli, tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    args = (
+        "throughput",
+        "--sparse",
+        "2000,20000,20",
+        "--devices",
+        "cpu,cuda",
+        "--repeats",
+        "2",
+        "--out",
+        tmp_path,
+    )
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    for impl in ("autograd", "module"):
+        assert re.search(rf"text:n=2000,d=20000,nnz=20 +{impl} +cuda +epoch .* ms +scipy pair .* ms", out)
+    table = (tmp_path / "sparse_cpu_cuda.md").read_text()
+    assert table.count("| cuda |") == 2 and "GPU " in table
 
 
 def test_a_model_trained_on_sparse_rows_saves_loads_and_predicts_sparse_rows(tmp_path, text_data):

@@ -200,3 +200,30 @@ def test_numpy_full_batch_split_across_cores_gives_the_serial_gradient(monkeypat
     np.testing.assert_allclose(params["threads"], expected, rtol=1e-9)
     initial = timing.make_model("numpy", "cpu", "float64", 6, None, "adam").W1.ravel()
     assert not np.allclose(params["threads"], initial)  # the epochs did train
+
+
+def test_small_data_modes_time_each_mode_and_report_a_refused_one_in_its_row(tmp_path):
+    # On the CPU: eager rows are timed; a CUDA graph cannot be captured without CUDA, which is a row
+    # with its error, not the end of the run. The GPU's table is written from the same rows.
+    from logreg.bench.small_gpu import small_data_modes
+
+    rows = small_data_modes("cpu", datasets=("iris",), modes=("eager", "graph"), epochs=5, rounds=2, echo=str)
+    eager, graph = rows[0], rows[1]
+    assert (eager["mode"], graph["mode"]) == ("eager", "graph") and len(rows) == 4
+    assert eager["epoch_us_median"] > 0 and eager["error"] == "" and eager["speedup_over_eager"] == 1.0
+    assert graph["error"] and math.isnan(graph["epoch_us_median"])
+    md = goals.goals_markdown("cuda", [], rows, "logreg throughput --goals --devices cuda")
+    assert "| iris (" in md and "| graph |" in md and "same_as_eager" in md
+
+
+@CUDA
+@pytest.mark.cuda
+def test_a_replayed_cuda_graph_trains_as_the_eager_epochs_do():
+    from logreg.bench.small_gpu import small_data_modes
+
+    rows = small_data_modes(
+        "cuda", datasets=("iris",), modes=("eager", "graph"), epochs=20, rounds=2, echo=str
+    )
+    for row in rows:
+        assert row["error"] == "", row
+    assert all(r["same_as_eager"] is True for r in rows if r["mode"] == "graph")

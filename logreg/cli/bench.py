@@ -133,18 +133,29 @@ def _sparse(args, cfg) -> int:
     shapes = [parse_shape(s) for s in args.sparse]
     rows = []
     for shape in shapes:
-        for row in run_sparse(shape, cfg.impls, cfg.dtype, cfg.warmup, max(cfg.repeats, 15), cfg.seed):
+        for row in run_sparse(
+            shape, cfg.impls, cfg.dtype, cfg.warmup, max(cfg.repeats, 15), cfg.seed, cfg.devices
+        ):
             rows.append(row)
+            met = "met" if row["met"] else "missed"
+            verdict = "" if row["goal"] is None else f" (goal <= {row['goal']}x: {met})"
+            epoch, pair = row["epoch_seconds_median"] * 1e3, row["scipy_pair_seconds"] * 1e3
             print(
-                f"{row['dataset']:32s} {row['impl']:8s} epoch {row['epoch_seconds_median'] * 1e3:8.2f} ms  "
-                f"scipy pair {row['scipy_pair_seconds'] * 1e3:7.2f} ms  {row['ratio_to_scipy']:.2f}x "
-                f"(goal <= {row['goal']}x: {'met' if row['met'] else 'missed'})"
+                f"{row['dataset']:32s} {row['impl']:8s} {row['device']:4s} epoch {epoch:8.2f} ms  "
+                f"scipy pair {pair:7.2f} ms  {row['ratio_to_scipy']:.2f}x{verdict}"
             )
     if args.out is not None:
         import os
 
-        command = "logreg throughput " + " ".join(f"--sparse {s}" for s in args.sparse) + f" --out {args.out}"
+        from logreg.tracking import environment_tags
+
+        devices = "" if args.devices is None else " --devices " + ",".join(args.devices)
+        sparse = " ".join(f"--sparse {s}" for s in args.sparse)
+        command = f"logreg throughput {sparse}{devices} --out {args.out}"
         machine = f"{cpu_name()}, {os.cpu_count()} cores"
-        print(f"wrote {write_csv(rows, args.out / 'sparse_cpu.csv')}")
-        print(f"wrote {write_text(args.out / 'sparse_cpu.md', sparse_markdown(rows, command, machine))}")
+        if "cuda" in cfg.devices:
+            machine += f"; GPU {environment_tags('cuda')['logreg.device_name']}"
+        stem = "sparse_" + "_".join(cfg.devices)
+        print(f"wrote {write_csv(rows, args.out / (stem + '.csv'))}")
+        print(f"wrote {write_text(args.out / (stem + '.md'), sparse_markdown(rows, command, machine))}")
     return 0
