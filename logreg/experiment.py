@@ -334,7 +334,7 @@ def _check_models(path: str, exp: Experiment) -> None:
     """Every dataset suits one of the models; the objective exists for every model; warm-ups fit."""
     for d in exp.datasets:
         if not any(suits(d, m) for m in exp.models):
-            fix = "add 'linear' to models" if suits(d, "linear") else "add 'logistic' or 'mlp' to models"
+            fix = "add " + " or ".join(repr(m) for m in MODEL_NAMES if suits(d, m)) + " to models"
             _fail(path, f"Dataset {d!r} suits none of models {list(exp.models)}: {fix}, or drop the dataset.")
     linear = any(c.model == "linear" for c in exp.cells())
     classifier = any(c.model != "linear" for c in exp.cells())

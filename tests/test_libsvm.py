@@ -234,3 +234,18 @@ def test_a_fetched_name_trains_with_its_own_test_file_as_the_test_part(server, r
         )
         assert status == 0, err
         assert out.startswith("rcv1.binary:")
+
+
+def test_a_fetched_name_works_in_throughput_and_experiment_files(server, run_cli, tmp_path):
+    from logreg.experiment import load_experiment
+
+    libsvm.fetch("rcv1.binary")
+    status, out, err = run_cli("throughput", "--sparse", "rcv1.binary", "--repeats", "1", "--no-track")
+    assert status == 0, err
+    assert out.count("rcv1.binary") == 3  # one row per implementation
+    toml = tmp_path / "e.toml"
+    toml.write_text('name = "e"\ndatasets = ["rcv1.binary"]\nmodels = ["logistic", "mlp"]\n')
+    cells = load_experiment(toml).cells()
+    assert {c.dataset for c in cells} == {"rcv1.binary"} and {c.model for c in cells} == {
+        "logistic"
+    }  # dense only

@@ -448,3 +448,20 @@ def test_a_model_trained_on_sparse_rows_saves_loads_and_predicts_sparse_rows(tmp
     np.testing.assert_allclose(model.predict_proba(raw_test), model.predict_proba(raw_test.toarray()))
     labels = np.asarray(split.class_names)[split.y_test]
     assert np.mean(model.predict(raw_test) == labels) == pytest.approx(result.metrics["test_accuracy"])
+
+
+def test_experiments_give_sparse_datasets_no_mlp_cells(svm_file):
+    from logreg.experiment import validate
+
+    raw = {
+        "name": "x",
+        "datasets": ["text:n=100,d=200,nnz=5", "iris", str(svm_file)],
+        "models": ["logistic", "mlp"],
+    }
+    cells = {(c.dataset, c.model) for c in validate(raw).cells()}
+    assert {m for d, m in cells if d != "iris"} == {"logistic"} and {m for d, m in cells if d == "iris"} == {
+        "logistic",
+        "mlp",
+    }
+    with pytest.raises(LogregError, match=r"suits none of models \['mlp'\]: add 'logistic' to models"):
+        validate({"name": "x", "datasets": ["text:n=100,d=200,nnz=5"], "models": ["mlp"]})

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from logreg.config import SPARSE_DATASETS
 from logreg.errors import LogregError, clip
 from logreg.paths import check_input_file, is_svmlight
 
@@ -273,6 +274,11 @@ def is_file_dataset(spec: str) -> bool:
     return is_svmlight(spec)
 
 
+def is_sparse_dataset(spec: str) -> bool:
+    """Whether a dataset name gives sparse rows: an svmlight file, a LIBSVM name, text:..."""
+    return is_file_dataset(spec) or spec.partition(":")[0] in SPARSE_DATASETS
+
+
 def _task(spec: str) -> str:
     """The task of a registry dataset or a LIBSVM name (binary classification)."""
     if is_file_dataset(spec):
@@ -306,10 +312,13 @@ def check_task(spec: str, model: str) -> None:
 
 
 def suits(spec: str, model: str) -> bool:
-    """Whether a registry dataset's task suits the model (experiment cells skip the others); an
-    svmlight file suits the models that take sparse rows (logistic, linear)."""
+    """Whether a registry dataset's task suits the model (experiment cells skip the others); the
+    mlp takes dense rows only, so no sparse dataset suits it; an svmlight file suits the models
+    that take sparse rows (logistic, linear)."""
+    if model == "mlp" and is_sparse_dataset(spec):
+        return False
     if is_file_dataset(spec):
-        return model != "mlp"
+        return True
     return _task(spec) == model_task(model)
 
 
