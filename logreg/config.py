@@ -36,6 +36,13 @@ SPARSE_WEIGHT_DECAY = 1e-4
 SPARSE_DATASETS = ("a9a", "w8a", "real-sim", "rcv1.binary", "news20.binary", "covtype.binary", "text")
 
 
+def is_sparse_name(dataset) -> bool:
+    """Whether a dataset name gives sparse rows: an svmlight file's path, a LIBSVM name, text:..."""
+    from logreg.paths import is_svmlight
+
+    return isinstance(dataset, str) and (is_svmlight(dataset) or dataset.partition(":")[0] in SPARSE_DATASETS)
+
+
 STRING = OfType((str,), "a string")
 BOOL = OfType((bool,), "a bool")
 FRACTION = Interval(float, 0, 1, open_low=True, open_high=True)
@@ -314,12 +321,7 @@ class TrainConfig:
     @property
     def sparse_rows(self) -> bool:
         """Whether the data is read as sparse rows: an svmlight file, a LIBSVM name, text:..."""
-        from logreg.paths import is_svmlight
-
-        if self.data is not None:
-            return self.svmlight
-        name = self.dataset
-        return isinstance(name, str) and (is_svmlight(name) or name.partition(":")[0] in SPARSE_DATASETS)
+        return self.svmlight if self.data is not None else is_sparse_name(self.dataset)
 
     @property
     def data_name(self) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from logreg.config import SPARSE_DATASETS
+from logreg.config import is_sparse_name
 from logreg.errors import LogregError, clip
 from logreg.paths import check_input_file, is_svmlight
 
@@ -274,11 +274,6 @@ def is_file_dataset(spec: str) -> bool:
     return is_svmlight(spec)
 
 
-def is_sparse_dataset(spec: str) -> bool:
-    """Whether a dataset name gives sparse rows: an svmlight file, a LIBSVM name, text:..."""
-    return is_file_dataset(spec) or spec.partition(":")[0] in SPARSE_DATASETS
-
-
 def _task(spec: str) -> str:
     """The task of a registry dataset or a LIBSVM name (binary classification)."""
     if is_file_dataset(spec):
@@ -315,7 +310,7 @@ def suits(spec: str, model: str) -> bool:
     """Whether a registry dataset's task suits the model (experiment cells skip the others); the
     mlp takes dense rows only, so no sparse dataset suits it; an svmlight file suits the models
     that take sparse rows (logistic, linear)."""
-    if model == "mlp" and is_sparse_dataset(spec):
+    if model == "mlp" and is_sparse_name(spec):
         return False
     if is_file_dataset(spec):
         return True
