@@ -133,29 +133,24 @@ def test_an_interrupted_download_leaves_no_partial_file_and_no_manifest_entry(se
     assert libsvm.load("a9a")[0].shape == (50, 8)
 
 
-def test_a_missing_file_is_one_line(server):
-    del server["files"]["a9a"]
-    with pytest.raises(
-        LogregError, match=r"/binary/a9a failed: HTTP 404 .*Check the network or LOGREG_LIBSVM_URL"
-    ) as e:
-        libsvm.fetch("a9a")
-    _one_line(e)
-    assert _cache() == set()
-
-
-def test_a_file_that_does_not_parse_names_its_line_and_is_not_kept(server):
-    server["files"]["a9a"] = b"1 1:0.5 3:1\n-1 1:0.5 2:x\n"
-    with pytest.raises(
-        LogregError, match=r"/binary/a9a is not a valid svmlight file at line 2: .*Nothing was kept"
-    ) as e:
-        libsvm.fetch("a9a")
-    _one_line(e)
-    assert _cache() == set()
-
-
-def test_a_file_with_other_row_counts_is_not_kept(server):
-    server["files"]["a9a"] = b"1 1:0.5 3:1\n-1 1:0.5 2:1\n"
-    with pytest.raises(LogregError, match=r"/binary/a9a has 2 rows where LIBSVM publishes 30\.") as e:
+@pytest.mark.parametrize(
+    ("served", "match"),
+    [
+        (None, r"/binary/a9a failed: HTTP 404 .*Check the network or LOGREG_LIBSVM_URL"),
+        (
+            b"1 1:0.5 3:1\n-1 1:0.5 2:x\n",
+            r"/binary/a9a is not a valid svmlight file at line 2: .*Nothing was kept",
+        ),
+        (b"1 1:0.5 3:1\n-1 1:0.5 2:1\n", r"/binary/a9a has 2 rows where LIBSVM publishes 30\."),
+    ],
+    ids=["missing-file", "bad-line", "other-row-count"],
+)
+def test_a_bad_download_is_one_line_and_nothing_is_kept(server, served, match):
+    if served is None:
+        del server["files"]["a9a"]
+    else:
+        server["files"]["a9a"] = served
+    with pytest.raises(LogregError, match=match) as e:
         libsvm.fetch("a9a")
     _one_line(e)
     assert _cache() == set()
